@@ -1,0 +1,83 @@
+"""Sub-nets: the network of one arch as a standalone ``nn.Module``, and its export.
+
+``build_subnet`` makes a fresh one (retraining from scratch); ``materialize`` copies the super-net's
+weights so that, in eval mode, its output equals the super-net's path output exactly. ``export_subnet``
+writes weights (safe to load with ``weights_only=True``), the arch YAML, and a TorchScript file that
+loads with plain ``torch.jit.load`` and no lwsl_ds code.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .arch import Arch, parse_arch, save_arch
+from .builders import build_choice, build_head, build_stem
+from .spec import SearchSpace
+
+__all__ = ["SubNet", "build_subnet", "materialize", "export_subnet", "load_subnet_weights"]
+
+
+class SubNet(nn.Module):
+    """stem -> chosen layers -> head, with plain modules."""
+
+    def __init__(self, stem: nn.Module, layers: list[nn.Module], head: nn.Module) -> None:
+        super().__init__()
+        self.stem = stem
+        self.layers = nn.Sequential(*layers)
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.layers(self.stem(x)))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled head features before the FC."""
+        return self.head.features(self.layers(self.stem(x)))
+
+
+def build_subnet(space: SearchSpace, arch: Arch, *, num_outputs: int | None = None,
+                 dropout: float | None = None) -> SubNet:
+    """A freshly initialised sub-net of ``arch`` (classifier FC with ``num_outputs`` classes)."""
+    arch = parse_arch(space, arch)
+    fc = nn.Linear(space.head.features, num_outputs or space.num_classes)
+    layers = [build_choice(space, space.layers[i], k) for i, k in enumerate(arch)]
+    return SubNet(build_stem(space), layers, build_head(space, fc, dropout))
+
+
+def materialize(supernet: nn.Module, arch: Arch) -> SubNet:
+    """Standalone copy of the super-net path ``arch`` (weights and BN statistics copied)."""
+    arch = parse_arch(supernet.space, arch)
+    layers = [copy.deepcopy(supernet.choice(i, k)) for i, k in enumerate(arch)]
+    return SubNet(copy.deepcopy(supernet.stem), layers, copy.deepcopy(supernet.head))
+
+
+def load_subnet_weights(path: str | Path, subnet: SubNet) -> SubNet:
+    """Load a state dict written by :func:`export_subnet` (no unpickling of arbitrary objects)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    subnet.load_state_dict(state)
+    return subnet
+
+
+def export_subnet(out_dir: str | Path, subnet: SubNet, space: SearchSpace, arch: Arch, **extra) -> dict[str, Path]:
+    """Write ``weights.pt``, ``arch.yaml`` and ``subnet.torchscript.pt`` into ``out_dir`` (atomic renames)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    was_training = subnet.training
+    subnet.eval()
+    weights = out / "weights.pt"
+    tmp = out / "weights.pt.tmp"
+    torch.save(subnet.state_dict(), tmp)
+    os.replace(tmp, weights)
+    example = torch.zeros(1, space.in_channels, space.resolution, space.resolution)
+    with torch.no_grad():
+        scripted = torch.jit.trace(copy.deepcopy(subnet).cpu().float(), example, check_trace=False)
+    ts = out / "subnet.torchscript.pt"
+    tmp = out / "subnet.torchscript.pt.tmp"
+    torch.jit.save(scripted, str(tmp))
+    os.replace(tmp, ts)
+    subnet.train(was_training)
+    return {"weights": weights, "arch": save_arch(out / "arch.yaml", space, arch, **extra), "torchscript": ts}
