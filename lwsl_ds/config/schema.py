@@ -70,6 +70,11 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     if tp is Any:
         return value
     if origin in (Union, types.UnionType):
+        non_null = [a for a in get_args(tp) if a is not type(None)]
+        if value is None and len(non_null) < len(get_args(tp)):
+            return None
+        if len(non_null) == 1:  # Optional[X]: X's own, more specific message
+            return _convert(value, non_null[0], path)
         errors = []
         for arg in get_args(tp):
             try:

@@ -2,8 +2,8 @@
 
 ``build_subnet`` makes a fresh one (retraining from scratch); ``materialize`` copies the super-net's
 weights so that, in eval mode, its output equals the super-net's path output exactly. ``export_subnet``
-writes weights (safe to load with ``weights_only=True``), the arch YAML, and a TorchScript file that
-loads with plain ``torch.jit.load`` and no lwsl_ds code.
+writes weights (safe to load with ``weights_only=True``), the arch YAML, and a ``torch.export`` program
+(eval mode, dynamic batch) that loads with plain ``torch.export.load(path).module()`` and no lwsl_ds code.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def load_subnet_weights(path: str | Path, subnet: SubNet) -> SubNet:
 
 
 def export_subnet(out_dir: str | Path, subnet: SubNet, space: SearchSpace, arch: Arch, **extra) -> dict[str, Path]:
-    """Write ``weights.pt``, ``arch.yaml`` and ``subnet.torchscript.pt`` into ``out_dir`` (atomic renames)."""
+    """Write ``weights.pt``, ``arch.yaml`` and ``subnet.pt2`` (torch.export) into ``out_dir`` (atomic renames)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     was_training = subnet.training
@@ -72,12 +72,14 @@ def export_subnet(out_dir: str | Path, subnet: SubNet, space: SearchSpace, arch:
     tmp = out / "weights.pt.tmp"
     torch.save(subnet.state_dict(), tmp)
     os.replace(tmp, weights)
-    example = torch.zeros(1, space.in_channels, space.resolution, space.resolution)
-    with torch.no_grad():
-        scripted = torch.jit.trace(copy.deepcopy(subnet).cpu().float(), example, check_trace=False)
-    ts = out / "subnet.torchscript.pt"
-    tmp = out / "subnet.torchscript.pt.tmp"
-    torch.jit.save(scripted, str(tmp))
-    os.replace(tmp, ts)
+    # torch.export (TorchScript is deprecated in torch 2.14); batch size stays dynamic. Costs ~2-5 s.
+    example = torch.zeros(2, space.in_channels, space.resolution, space.resolution)
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    program = torch.export.export(copy.deepcopy(subnet).cpu().float().eval(), (example,),
+                                  dynamic_shapes=({0: batch},))
+    exported = out / "subnet.pt2"
+    tmp = out / "subnet.pt2.tmp"
+    torch.export.save(program, str(tmp))
+    os.replace(tmp, exported)
     subnet.train(was_training)
-    return {"weights": weights, "arch": save_arch(out / "arch.yaml", space, arch, **extra), "torchscript": ts}
+    return {"weights": weights, "arch": save_arch(out / "arch.yaml", space, arch, **extra), "program": exported}

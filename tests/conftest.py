@@ -1,0 +1,30 @@
+"""Shared fixtures: paths to the read-only data beside the checkout, small thread counts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("LWSL_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Folder of the real third-party data (../shared/data); skip with a reason when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder not found at {SHARED_DATA} (set LWSL_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def nasbench_table(shared_data: Path) -> dict:
+    """The NAS-Bench-Macro ground truth (6561 keys)."""
+    import json
+
+    return json.loads((shared_data / "nas-bench-macro" / "nas-bench-macro_cifar10.json").read_text())
