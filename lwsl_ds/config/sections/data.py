@@ -1,14 +1,110 @@
-"""`data:` section of the experiment config."""
+"""`data:` section of the experiment config: where the images come from and how they are augmented."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, Optional
 
-from ..schema import spec
+from ..schema import ConfigError, spec
+
+Source = Literal["folder", "filelist", "cifar10", "demo"]
+Backend = Literal["auto", "dali", "torchvision"]
+Crop = Literal["auto", "random_resized", "pad_crop"]
+
+# Per-source defaults; a value given in the config always wins.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+DEFAULT_ROOT = {"cifar10": "../shared/data/cifar10-jpeg", "demo": ".cache/demo-data"}
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Settings of the data phase."""
+    """Settings of the data phase (shared by super-net training, search, retraining)."""
 
-    seed: int = spec(0, ge=0, help="seed of this phase's random choices")
+    source: Source = spec("demo", help="folder: root/{train,val}/<class>/*; filelist: train_list/val_list "
+                                       "of 'relative/path label' lines under root; cifar10: the packed "
+                                       "JPEG npz; demo: synthetic data generated into root if missing")
+    root: Optional[str] = spec(None, help="data folder; default: ../shared/data/cifar10-jpeg (cifar10), "
+                                          ".cache/demo-data (demo); relative paths are tried against the cwd, "
+                                          "then against the repository root")
+    train_list: Optional[str] = spec(None, help="filelist source: train list file (relative to root)")
+    val_list: Optional[str] = spec(None, help="filelist source: val list file (relative to root)")
+    classes_file: Optional[str] = spec(None, help="filelist source: class names, one per line, line i = "
+                                                  "label i (relative to root); default: labels as names")
+    resolution: Optional[int] = spec(None, ge=8, le=1024, help="output side in pixels; default 224, 32 "
+                                                              "for cifar10, 64 for demo")
+    backend: Backend = spec("auto", help="auto: DALI when importable (GPU decoding with CUDA, CPU "
+                                         "otherwise), else torchvision")
+    num_workers: int = spec(2, ge=0, help="torchvision: DataLoader worker processes (0 = main process)")
+    num_threads: int = spec(2, ge=1, help="DALI: CPU threads of the pipeline")
+    skip_corrupt: bool = spec(False, help="skip (and count) unreadable images instead of failing")
+    max_per_class: Optional[int] = spec(None, ge=1, help="take only the first N train images per class")
+    val_max_per_class: Optional[int] = spec(None, ge=1, help="take only the first N val images per class")
+    mean: Optional[list[float]] = spec(None, help="normalization mean (RGB, 0-1); default per source")
+    std: Optional[list[float]] = spec(None, help="normalization std (RGB, 0-1); default per source")
+    crop: Crop = spec("auto", help="train crop: random_resized (ImageNet) or pad_crop (CIFAR: pad 4, "
+                                   "random crop, flip); auto: pad_crop for cifar10")
+    min_scale: float = spec(0.08, gt=0.0, le=1.0, help="random_resized: smallest crop area fraction")
+    val_crop_ratio: Optional[float] = spec(None, gt=0.0, le=1.0, help="val: resize the short side to "
+                                           "resolution / ratio, then center crop; default 0.875, "
+                                           "1.0 with pad_crop")
+    jitter: float = spec(0.4, ge=0.0, le=1.0, help="colour jitter strength s: brightness, contrast, "
+                                                   "saturation factors in [1-s, 1+s], hue in +-s/4")
+    grayscale_prob: float = spec(0.0, ge=0.0, le=1.0, help="probability of a random grayscale view "
+                                                           "(SimCLR uses 0.2)")
+    seed: int = spec(0, ge=0, help="mixed into build_loader's seed (data order and augmentation)")
+    pad: int = spec(4, ge=0, help="pad_crop: zero padding on each side before the random crop")
+
+    def validate(self) -> None:
+        """Cross-field checks: filelist needs its lists and root; mean/std need 3 channels."""
+        if self.source == "filelist":
+            if self.root is None:
+                raise ConfigError("data.root: required for source 'filelist'")
+            if self.train_list is None and self.val_list is None:
+                raise ConfigError("data.train_list / data.val_list: source 'filelist' needs at least one")
+        if self.source == "folder" and self.root is None:
+            raise ConfigError("data.root: required for source 'folder'")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is not None and len(value) != 3:
+                raise ConfigError(f"data.{name}: expected 3 values (R, G, B), got {value!r}")
+        if self.std is not None and any(v <= 0 for v in self.std):
+            raise ConfigError(f"data.std: every value must be > 0, got {self.std!r}")
+
+    # Resolved views of the optional fields: the single place where per-source defaults live.
+    @property
+    def train_crop(self) -> str:
+        """The train crop after resolving 'auto'."""
+        if self.crop != "auto":
+            return self.crop
+        return "pad_crop" if self.source == "cifar10" else "random_resized"
+
+    @property
+    def out_resolution(self) -> int:
+        """The output side after resolving the per-source default."""
+        if self.resolution is not None:
+            return self.resolution
+        return {"cifar10": 32, "demo": 64}.get(self.source, 224)
+
+    @property
+    def norm_mean(self) -> tuple[float, float, float]:
+        """Normalization mean after resolving the per-source default."""
+        if self.mean is not None:
+            return tuple(self.mean)  # type: ignore[return-value]
+        return CIFAR10_MEAN if self.source == "cifar10" else IMAGENET_MEAN
+
+    @property
+    def norm_std(self) -> tuple[float, float, float]:
+        """Normalization std after resolving the per-source default."""
+        if self.std is not None:
+            return tuple(self.std)  # type: ignore[return-value]
+        return CIFAR10_STD if self.source == "cifar10" else IMAGENET_STD
+
+    @property
+    def crop_ratio(self) -> float:
+        """Val crop ratio after resolving the default."""
+        if self.val_crop_ratio is not None:
+            return self.val_crop_ratio
+        return 1.0 if self.train_crop == "pad_crop" else 0.875
