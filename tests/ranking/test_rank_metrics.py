@@ -1,0 +1,68 @@
+"""Rank metrics: perfect / reversed predictors, top-k precision, bootstrap intervals, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lwsl_ds.ranking import bootstrap, correlations, kendall_tau, spearman_rho, top_k_precision
+
+
+def test_perfect_predictor_gives_one_and_reversed_minus_one():
+    truth = np.linspace(80, 93, 40)
+    pred = truth * 0.01 + 3  # any increasing map of the truth
+    assert kendall_tau(pred, truth) == pytest.approx(1.0)
+    assert spearman_rho(pred, truth) == pytest.approx(1.0)
+    assert kendall_tau(-pred, truth) == pytest.approx(-1.0)
+    assert spearman_rho(-pred, truth) == pytest.approx(-1.0)
+    assert top_k_precision(pred, truth, 5) == 1.0
+    assert top_k_precision(-pred, truth, 5) == 0.0
+
+
+def test_kendall_counts_pairs():
+    # one swapped pair out of C(4,2)=6: tau = (5 - 1) / 6
+    assert kendall_tau([1, 2, 4, 3], [1, 2, 3, 4]) == pytest.approx(4 / 6)
+
+
+def test_top_k_precision_counts_overlap():
+    truth = [10, 9, 8, 7, 6, 5]
+    pred = [10, 1, 8, 7, 2, 3]  # predicted top-3: idx 0, 2, 3; true top-3: 0, 1, 2
+    assert top_k_precision(pred, truth, 3) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="k=7"):
+        top_k_precision(pred, truth, 7)
+
+
+def test_constant_predictor_is_nan_not_a_crash():
+    assert math.isnan(kendall_tau([1.0] * 5, [1, 2, 3, 4, 5]))
+    assert math.isnan(spearman_rho([1.0] * 5, [1, 2, 3, 4, 5]))
+
+
+def test_bootstrap_interval_contains_estimate_and_is_seeded():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=60)
+    pred = truth + rng.normal(scale=1.0, size=60)
+    est = bootstrap(kendall_tau, pred, truth, resamples=400, seed=3)
+    assert est.lo <= est.value <= est.hi
+    assert 0 < est.hi - est.lo < 0.6
+    again = bootstrap(kendall_tau, pred, truth, resamples=400, seed=3)
+    assert (again.lo, again.hi) == (est.lo, est.hi)
+    wider = bootstrap(kendall_tau, pred, truth, resamples=400, seed=3, confidence=0.99)
+    assert wider.lo <= est.lo and wider.hi >= est.hi
+
+
+def test_correlations_report_every_requested_k():
+    truth = np.arange(20.0)
+    out = correlations(truth, truth, top_k=[3, 5], resamples=50)
+    assert set(out) == {"kendall_tau", "spearman_rho", "top3", "top5"}
+    assert out["top5"].value == 1.0
+    with pytest.raises(ValueError, match="larger than the number of archs"):
+        correlations(truth, truth, top_k=[21], resamples=0)
+
+
+def test_mismatched_lengths_are_rejected():
+    with pytest.raises(ValueError, match="same 1-d length"):
+        kendall_tau([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match="at least 2"):
+        kendall_tau([1], [1])
