@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lwsl_ds.ranking import bootstrap, correlations, kendall_tau, spearman_rho, top_k_precision
+from lwsl_ds.ranking import bootstrap, canonical_key, correlations, kendall_tau, spearman_rho, top_k_precision
 
 
 def test_perfect_predictor_gives_one_and_reversed_minus_one():
@@ -66,3 +66,27 @@ def test_mismatched_lengths_are_rejected():
         kendall_tau([1, 2, 3], [1, 2])
     with pytest.raises(ValueError, match="at least 2"):
         kendall_tau([1], [1])
+
+
+def test_pipeline_perfect_and_reversed_predictors_on_nasbench(tmp_path, shared_data):
+    import json
+
+    from lwsl_ds.config import parse_experiment
+    from lwsl_ds.ranking.pipeline import resolve_truth, run_ranking
+    from lwsl_ds.space import load_space
+
+    cfg = parse_experiment({"rank": {"num_archs": 40, "top_k": [5], "bootstrap": 100, "nasbench_path": str(
+        shared_data / "nas-bench-macro" / "nas-bench-macro_cifar10.json")}}).rank
+    space = load_space("nasbench_macro")
+    truth = resolve_truth(cfg, space)
+    good = run_ranking(space, cfg, lambda a: truth.accuracy[a.key], tmp_path / "good")
+    bad = run_ranking(space, cfg, lambda a: -truth.accuracy[a.key], None)
+    assert good.metrics["kendall_tau"].value == pytest.approx(1.0)
+    assert bad.metrics["kendall_tau"].value == pytest.approx(-1.0)
+    assert good.metrics["top5"].value == 1.0
+    floor = good.floors["flops"]["kendall_tau"]
+    assert 0.2 < floor.value < 0.9 and floor.lo <= floor.value <= floor.hi  # same 40 archs, FLOPs as predictor
+    doc = json.loads((tmp_path / "good" / "ranking.json").read_text())
+    assert len(doc["rows"]) == 40 and doc["meta"]["keys"].startswith("3969 canonical")
+    assert all(r["arch"] == canonical_key(r["arch"]) for r in doc["rows"])
+    assert (tmp_path / "good" / "ranking_scatter.png").stat().st_size > 1000
