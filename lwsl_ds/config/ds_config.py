@@ -46,7 +46,8 @@ OPTIMIZERS = {
     "adamw": {"lr", "betas", "eps", "weight_decay", "torch_adam", "amsgrad", "bias_correction"},
     "sgd": {"lr", "momentum", "weight_decay", "nesterov", "dampening"},
 }
-SCHEDULERS = ("WarmupCosineLR", "WarmupLR", "WarmupDecayLR", "OneCycle", "LRRangeTest")
+# "Cosine" is this toolkit's own (cosine annealing without DeepSpeed's forced warmup; engines/optim.py).
+SCHEDULERS = ("Cosine", "WarmupCosineLR", "WarmupLR", "WarmupDecayLR", "OneCycle", "LRRangeTest")
 
 
 def _hint(key: str, allowed) -> str:

@@ -1,0 +1,166 @@
+"""One DeepSpeed engine per layer group, driven through the same update-backend interface as the reference.
+
+Each engine gets its own ds_config (base + per-group override), its own optimizer (built by the toolkit
+so unsampled choices can be frozen, see optim.py), LR schedule, monitor job name and checkpoint directory.
+Several backward calls per step and engine are micro-steps of one accumulation window:
+``gradient_accumulation_steps`` = calls per step, ``engine.backward(loss, scale_wrt_gas=False)`` then
+``engine.step()`` after each; the real optimizer step happens at the window's last call. This is the
+combination that matches plain PyTorch for ZeRO 0, 1 and 2 (shared/notes/platform-facts.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, TypeVar
+
+import torch
+from torch import nn
+
+from ..config.ds_config import derive_group_config, validate_ds_config
+from ..space import SuperNet
+from ..strategies.base import Strategy, Unit
+from .optim import build_optimizer, build_scheduler, set_frozen
+from .plan import GroupPlan
+
+__all__ = ["GroupModule", "DeepSpeedBackend"]
+
+T = TypeVar("T")
+
+
+class GroupModule(nn.Module):
+    """The modules one engine owns (shared with the super-net, not copied); ``forward(fn, *args)`` runs ``fn``.
+
+    Strategies call choices and decoders in patterns no single forward signature covers, so the engine's
+    forward takes the computation as an argument: ``engine(fn, *args)`` keeps DeepSpeed's forward
+    bookkeeping (timers, backward hooks) around exactly the work of one loss.
+    """
+
+    def __init__(self, units: list[Unit]) -> None:
+        super().__init__()
+        # ModuleDict keys cannot contain "."; "layers.2.k3e4" is stored as "layers__2__k3e4".
+        self.units = nn.ModuleDict({u.name.replace(".", "__"): u.module for u in units})
+
+    def forward(self, fn: Callable[..., T], *args: Any) -> T:  # noqa: D102
+        return fn(*args)
+
+
+def _override_for(overrides: Mapping[Any, Mapping[str, Any]] | None, g: int) -> Mapping[str, Any]:
+    if not overrides:
+        return {}
+    return overrides.get(g, overrides.get(str(g), {}))
+
+
+class DeepSpeedBackend:
+    """Update backend over one DeepSpeed engine per layer group."""
+
+    kind = "deepspeed"
+
+    def __init__(self, net: SuperNet, strategy: Strategy, ds_config: Mapping[str, Any], *, layer_groups="single",
+                 auto_groups: int = 2, auto_cost: str = "flops", total_steps: int = 1,
+                 group_overrides: Mapping[Any, Mapping[str, Any]] | None = None, job_name: str = "train",
+                 monitor_dir: str | Path | None = None) -> None:
+        import deepspeed
+        import torch.distributed as td
+
+        from ..common.dist import init_distributed
+
+        init_distributed()
+        world = td.get_world_size()
+        validate_ds_config(ds_config, world, where="ds_config")
+        if group_overrides:
+            bad = [k for k in group_overrides if not str(k).isdigit()]
+            if bad:
+                raise ValueError(f"train.group_overrides: keys {bad} are not group indices")
+        self.net = net
+        self.plan = GroupPlan.build(net, strategy, layer_groups, auto_groups=auto_groups, auto_cost=auto_cost)
+        self.groups = self.plan.groups
+        n_groups = len(self.groups)
+        for k in group_overrides or {}:
+            if int(k) >= n_groups:
+                raise ValueError(f"train.group_overrides: group {k} does not exist ({n_groups} layer groups: "
+                                 f"{self.groups})")
+        self.engines, self.optimizers, self.configs = [], [], []
+        for g, units in enumerate(self.plan.units):
+            cfg = derive_group_config(ds_config, _override_for(group_overrides, g), group=g,
+                                      backward_calls=self.plan.calls[g], world_size=world,
+                                      job_name=f"{job_name}_group{g}")
+            if monitor_dir is not None:
+                for mon in ("csv_monitor", "tensorboard"):
+                    if isinstance(cfg.get(mon), dict) and cfg[mon].get("enabled"):
+                        cfg[mon].setdefault("output_path", str(monitor_dir))
+            opt_cfg = cfg.pop("optimizer", None)
+            sched_cfg = cfg.pop("scheduler", None)
+            module = GroupModule(units)
+            if cfg.get("bf16", {}).get("enabled"):
+                module.to(torch.bfloat16)  # DeepSpeed casts parameters, not BN running stats: cast all first
+            elif cfg.get("fp16", {}).get("enabled"):
+                module.to(torch.float16)
+            opt = build_optimizer(opt_cfg, units)
+            engine, _, _, _ = deepspeed.initialize(
+                model=module, optimizer=opt, config=cfg,
+                lr_scheduler=(lambda o, c=sched_cfg: build_scheduler(c, o, total_steps)) if sched_cfg else None)
+            self.engines.append(engine)
+            self.optimizers.append(opt)
+            self.configs.append(cfg)
+
+    # ---- the update-backend interface -------------------------------------------------------------
+    def _engine(self, layer: int):
+        return self.engines[self.plan.group_of(layer)]
+
+    def run(self, layer: int, fn: Callable[..., T], *args: Any) -> T:
+        """``engine(fn, *args)`` on the engine owning ``layer``."""
+        return self._engine(layer)(fn, *args)
+
+    def backward(self, layer: int, loss: torch.Tensor) -> None:
+        """One micro-step: unscaled backward, then ``engine.step()`` (which updates at the window's end)."""
+        e = self._engine(layer)
+        # clone(): DeepSpeed 0.19.8 hooks the forward's output tensors and divides their gradient by
+        # gradient_accumulation_steps unless engine.backward's own hook (on the tensor it is given) has run
+        # first. Here the forward's output *is* the loss, so without a node downstream of it the gradient
+        # would be scaled by 1/calls despite scale_wrt_gas=False. CloneBackward passes the gradient unchanged.
+        e.backward(loss.clone(), scale_wrt_gas=False)
+        e.step()
+
+    def freeze(self, units: Iterable[str]) -> None:
+        """Skip these units' parameter groups at the coming optimizer steps."""
+        names = set(units)
+        for opt in self.optimizers:
+            set_frozen(opt, names)
+
+    def step(self) -> None:
+        """Check every engine ended its accumulation window (i.e. stepped exactly once), clear freezes."""
+        for g, e in enumerate(self.engines):
+            if e.micro_steps % e.gradient_accumulation_steps() != 0:
+                raise RuntimeError(f"layer group {g}: {e.micro_steps} micro-steps is not a multiple of its "
+                                   f"{e.gradient_accumulation_steps()} backward calls per step; the strategy and "
+                                   "its backward_calls disagree")
+        for opt in self.optimizers:
+            set_frozen(opt, set())
+
+    @property
+    def global_steps(self) -> int:
+        """Optimizer steps taken (engine 0's count; all engines step together)."""
+        return int(self.engines[0].global_steps)
+
+    def lr(self) -> float:
+        """Current learning rate of group 0."""
+        return float(self.engines[0].get_lr()[0])
+
+    def write_events(self, events: list[tuple[str, float, int]], group: int = 0) -> None:
+        """Forward events to an engine's monitor (csv/tensorboard), if one is enabled."""
+        mon = getattr(self.engines[group], "monitor", None)
+        if mon is not None and getattr(mon, "enabled", False):
+            mon.write_events(events)
+
+    # ---- checkpoints (call on every rank) ---------------------------------------------------------
+    def save(self, directory, tag: str) -> None:
+        """Each engine writes ``directory/engine{g}/<tag>/``."""
+        for g, e in enumerate(self.engines):
+            e.save_checkpoint(str(Path(directory) / f"engine{g}"), tag=tag)
+
+    def load(self, directory, tag: str) -> None:
+        """Restore every engine's module, optimizer and schedule from :meth:`save`'s layout."""
+        for g, e in enumerate(self.engines):
+            path, _ = e.load_checkpoint(str(Path(directory) / f"engine{g}"), tag=tag)
+            if path is None:
+                raise FileNotFoundError(f"no checkpoint of layer group {g} under {directory}/engine{g} tag {tag}")
