@@ -5,6 +5,7 @@ compare, measure representation shift, write the report. Used by ``launchers/ran
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -12,7 +13,7 @@ from typing import Callable, Iterable, Optional
 from ..config.schema import ConfigError
 from ..config.sections.rank import RankConfig
 from ..space import Arch, SearchSpace
-from .report import RankingReport, compare, score_archs, write_report
+from .report import RankingReport, compare, write_report
 from .sampling import parse_arch_list, sample_archs
 from .shift import ShiftResult, representation_shift
 from .truth import GroundTruth, load_truth
@@ -69,21 +70,28 @@ def select_archs(cfg: RankConfig, space: SearchSpace, truth: GroundTruth,
 
 
 def score_sharded(archs: list[Arch], score: Callable[[Arch], float], *, progress: bool = False) -> list[float]:
-    """Score ``archs[rank::world]`` on each rank and gather all scores on every rank (one process: all)."""
-    import torch.distributed as td
+    """Score every arch once over all ranks (round-robin, gathered in order; see search.distributed).
 
-    if not (td.is_available() and td.is_initialized()) or td.get_world_size() == 1:
-        return score_archs(archs, score, progress=progress)
-    rank, world = td.get_rank(), td.get_world_size()
-    mine = score_archs(archs[rank::world], score, progress=progress and rank == 0,
-                       desc=f"scoring archs (rank 0 of {world})")
-    gathered: list[Optional[list[float]]] = [None] * world
-    td.all_gather_object(gathered, mine)
-    out = [0.0] * len(archs)
-    for r, part in enumerate(gathered):
-        for j, s in enumerate(part or []):
-            out[r + j * world] = s
-    return out
+    The progress bar (rank 0) counts rank 0's share. Non-finite scores are errors.
+    """
+    from ..search.distributed import rank_and_world, score_distributed
+
+    rank, world = rank_and_world()
+    bar = None
+    if progress and rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(range(0, len(archs), world)), desc="scoring archs" + (f" (rank 0 of {world})"
+                   if world > 1 else ""), unit="arch", dynamic_ncols=True)
+    try:
+        scores = score_distributed(archs, score, on_done=bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    bad = [(a.key, s) for a, s in zip(archs, scores) if not math.isfinite(s)]
+    if bad:
+        raise ValueError(f"arch {bad[0][0]}: score {bad[0][1]} is not finite")
+    return scores
 
 
 def run_shift(supernet, cfg: RankConfig, batches: Iterable[object], out_dir: str | Path, *,
@@ -119,9 +127,8 @@ def run_ranking(space: SearchSpace, cfg: RankConfig, score: Callable[[Arch], flo
     floor_flops = None if truth.flops is not None else {a.key: flops(a) for a in archs}  # type: ignore[misc]
     report = compare(archs, scores, truth, top_k=cfg.top_k, resamples=cfg.bootstrap, confidence=cfg.confidence,
                      seed=cfg.seed, flops=floor_flops, meta={"space": space.name, **(meta or {})})
-    import torch.distributed as td
+    from ..search.distributed import rank_and_world
 
-    main = not (td.is_available() and td.is_initialized()) or td.get_rank() == 0
-    if out_dir is not None and main:
+    if out_dir is not None and rank_and_world()[0] == 0:
         write_report(report, out_dir, title=title)
     return report

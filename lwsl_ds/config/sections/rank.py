@@ -10,7 +10,11 @@ from ..schema import ConfigError, spec
 
 @dataclass(frozen=True)
 class RankConfig:
-    """Settings of the rank phase (ranking correlation and representation shift)."""
+    """Settings of the rank phase (ranking correlation and representation shift).
+
+    Archs are scored exactly as the search scores them: the ``search`` section's recal_batches,
+    val_batches and batch_size apply (one source of truth for the evaluator).
+    """
 
     seed: int = spec(0, ge=0, help="seed of the arch sample and of the bootstrap")
     num_archs: int = spec(50, ge=2, help="archs to sample and score (ignored when archs/archs_file is given)")
@@ -32,9 +36,6 @@ class RankConfig:
     top_k: list[int] = spec([5, 10], help="report top-k precision for each k")
     bootstrap: int = spec(1000, ge=0, help="bootstrap resamples for the intervals (0 = none)")
     confidence: float = spec(0.95, gt=0.0, lt=1.0, help="interval level")
-    batch_size: int = spec(256, ge=1, help="batch size of recalibration and evaluation loaders")
-    recal_batches: Optional[int] = spec(None, ge=0, help="BN recalibration batches per arch; default: the "
-                                                         "search evaluator's setting")
     shift: bool = spec(True, help="also measure representation shift")
     shift_layer: int = spec(0, ge=0, help="layer whose choices are compared (0 = first searchable layer)")
     shift_images: int = spec(1000, ge=1, help="validation images averaged over (the paper uses 1000)")
