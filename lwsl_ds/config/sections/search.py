@@ -1,14 +1,53 @@
-"""`search:` section of the experiment config."""
+"""`search:` section of the experiment config: evolutionary search under FLOPs/params limits."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, Optional
 
-from ..schema import spec
+from ..schema import ConfigError, spec
 
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Settings of the search phase."""
+    """Settings of the search phase (defaults follow single-path one-shot NAS: 20 x 50 candidates)."""
 
-    seed: int = spec(0, ge=0, help="seed of this phase's random choices")
+    seed: int = spec(0, ge=0, help="seed of the search's random choices (initial population, mutation, crossover)")
+    algorithm: Literal["evolution", "random"] = spec("evolution", help="evolution, or random search with "
+                                                                        "the same number of evaluations")
+    population: int = spec(50, ge=2, help="candidates evaluated per generation")
+    generations: int = spec(20, ge=1, help="number of generations (evaluations = population x generations)")
+    parents: int = spec(10, ge=1, help="top-k archs (over all evaluated so far) that mutation/crossover draw from")
+    mutations: int = spec(25, ge=0, help="mutated children per generation")
+    crossovers: int = spec(25, ge=0, help="crossover children per generation")
+    mutation_prob: float = spec(0.1, ge=0.0, le=1.0, help="per-layer probability of resampling a choice")
+    max_tries: int = spec(10, ge=1, help="sampling attempts per wanted candidate before giving up "
+                                         "(bounded retries; the shortfall is filled with random archs)")
+    cost_metric: Literal["flops", "conv_linear"] = spec("flops", help="which MACs count the FLOPs limits use: "
+                                                                      "fvcore (incl. BN, pooling) or conv+linear")
+    max_flops: Optional[float] = spec(None, gt=0, help="upper limit on MACs (e.g. 330e6); null = none")
+    min_flops: Optional[float] = spec(None, ge=0, help="lower limit on MACs; null = none")
+    max_params: Optional[float] = spec(None, gt=0, help="upper limit on parameters; null = none")
+    recal_batches: int = spec(20, ge=0, help="training batches forwarded to recalibrate BN statistics "
+                                             "(cumulative average) before scoring each candidate")
+    val_batches: Optional[int] = spec(None, ge=1, help="score on at most this many held-out batches; null = all")
+    batch_size: int = spec(128, ge=1, help="images per batch (per rank) for recalibration and scoring")
+    knn_k: int = spec(20, ge=1, help="infonce super-nets: neighbours of the kNN classifier")
+    knn_temperature: float = spec(0.07, gt=0.0, help="infonce: kNN vote weight exp(cosine / T)")
+    knn_bank_batches: Optional[int] = spec(None, ge=1, help="infonce: training batches in the kNN feature "
+                                                            "bank; null = the recalibration batches")
+    objective: Literal["auto", "ce", "infonce"] = spec("auto", help="how the super-net was trained; auto = "
+                                                                    "from the checkpoint / train config")
+    cache_dir: Optional[str] = spec(None, help="cost-table cache folder; default <run dir>/cache")
+    out_dir: Optional[str] = spec(None, help="output folder; default <run dir>/search")
+
+    def validate(self) -> None:
+        """Cross-field checks: limits ordered, parents within the population, children fit a generation."""
+        if self.min_flops is not None and self.max_flops is not None and self.min_flops > self.max_flops:
+            raise ConfigError(f"search.min_flops ({self.min_flops:g}) is above search.max_flops "
+                              f"({self.max_flops:g})")
+        if self.parents > self.population:
+            raise ConfigError(f"search.parents ({self.parents}) must be <= search.population ({self.population})")
+        if self.mutations + self.crossovers > self.population:
+            raise ConfigError(f"search.mutations + search.crossovers ({self.mutations} + {self.crossovers}) "
+                              f"must be <= search.population ({self.population})")

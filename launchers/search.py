@@ -1,0 +1,192 @@
+"""Evolutionary search over a trained super-net under FLOPs/params limits.
+
+    python launchers/search.py --config configs/demo.yaml --checkpoint runs/demo
+    deepspeed --num_gpus 2 launchers/search.py --config configs/demo.yaml --checkpoint runs/demo
+    torchrun --standalone --nproc_per_node 2 launchers/search.py --config ... --checkpoint ...
+    python launchers/search.py ... --set search.max_flops=330e6 --set search.generations=5
+
+Writes into ``search.out_dir`` (default ``<run dir>/search``): ``best_arch.yaml`` (loadable with
+``lwsl_ds.space.load_arch``, i.e. by retraining), ``candidates.jsonl`` (one line per evaluated
+candidate), ``search.png`` (top-1 vs FLOPs, Pareto front, constraint lines) and ``search_state.json``
+(rewritten after every generation; running the same command again resumes, ``--restart`` starts over).
+Candidates of a generation are split over the ranks; the result equals a 1-rank run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+log = logging.getLogger("lwsl_ds.search")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line arguments (``--local_rank`` is accepted for the deepspeed launcher and ignored)."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", required=True, help="experiment YAML (configs/<name>.yaml)")
+    p.add_argument("--checkpoint", required=True, help="run directory of the trained super-net (or supernet.pt)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override, e.g. search.max_flops=330e6 (repeatable)")
+    p.add_argument("--out", default=None, help="output folder (overrides search.out_dir)")
+    p.add_argument("--restart", action="store_true", help="ignore a saved search state and start over")
+    p.add_argument("--device", default=None, help="torch device (default: this rank's GPU, else cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--dist-timeout", type=float, default=1800.0,
+                   help="seconds a rank waits in a collective (above the longest generation's scoring share)")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def _init_distributed(timeout_s: float) -> None:
+    """Create the process group only when launched with several ranks (a plain process needs none)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 and "SLURM_NTASKS" not in os.environ:
+        return
+    try:
+        from lwsl_ds.common.dist import init_distributed
+    except ImportError:  # fall back to plain torch.distributed (gloo on CPU, nccl on GPU)
+        from datetime import timedelta
+
+        import torch
+        import torch.distributed as td
+
+        td.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=timedelta(seconds=timeout_s))
+        return
+    init_distributed(timeout_s=timeout_s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, build, search, write the outputs; returns the exit code."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from lwsl_ds.config import ConfigError, load_experiment
+    from lwsl_ds.config.schema import to_dict
+
+    try:
+        cfg = load_experiment(args.config, args.overrides)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    ckpt = Path(args.checkpoint)
+    if not ckpt.exists():
+        print(f"error: --checkpoint {ckpt}: no such run directory or file", file=sys.stderr)
+        return 2
+    run_dir = ckpt if ckpt.is_dir() else ckpt.parent
+    scfg = cfg.search
+    out_dir = Path(args.out or scfg.out_dir or run_dir / "search")
+    cache_dir = Path(scfg.cache_dir) if scfg.cache_dir else run_dir / "cache"
+
+    import torch
+
+    from lwsl_ds.flops import build_cost_table
+    from lwsl_ds.search import InfeasibleConstraint, Search
+    from lwsl_ds.search.distributed import rank_and_world
+    from lwsl_ds.space import load_space, parse_arch, save_arch
+
+    _init_distributed(args.dist_timeout)
+    rank, world = rank_and_world()
+    main_rank = rank == 0
+    space = load_space(cfg.space.name, cfg.space.resolution, cfg.space.num_classes)
+
+    # Cost table first (rank 0 counts, the others read its cache), then the constraint check: an
+    # infeasible limit fails here, before the super-net or any data is loaded.
+    if main_rank:
+        table = build_cost_table(space, cache_dir)
+    _barrier()
+    if not main_rank:
+        table = build_cost_table(space, cache_dir)
+    try:
+        search = Search(space, table, scfg, out_dir=out_dir, restart=args.restart,
+                        extra_fingerprint={"checkpoint": str(ckpt.resolve())})
+    except (ConfigError, InfeasibleConstraint) as e:
+        print(f"error: {args.config}: {e}", file=sys.stderr)
+        return 2
+    if main_rank:
+        log.info("%s", table.summary())
+        log.info("search: %s, %d x %d candidates, %s, %d rank(s), output %s", scfg.algorithm, scfg.generations,
+                 scfg.population, search.constraints.describe(), world, out_dir)
+
+    from lwsl_ds.search.evaluator import Evaluator
+    from lwsl_ds.search.loading import load_supernet_from_run
+
+    device = torch.device(args.device) if args.device else (
+        torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu"))
+    supernet = load_supernet_from_run(ckpt, config=cfg)
+    objective = None if scfg.objective == "auto" else scfg.objective
+    train_loader, val_loader = _loaders(cfg)
+    evaluator = Evaluator(supernet, train_loader, val_loader, recal_batches=scfg.recal_batches,
+                          objective=objective, device=device, val_batches=scfg.val_batches, knn_k=scfg.knn_k,
+                          knn_temperature=scfg.knn_temperature, knn_bank_batches=scfg.knn_bank_batches)
+
+    from lwsl_ds.search.report import plot_search
+
+    def after_generation(s: Search, new: list[dict]) -> None:
+        if not main_rank:
+            return
+        best = s.result().best
+        msg = (f"generation {s.generation}/{scfg.generations}: {len(new)} new, best {best['arch']} "
+               f"top-1 {100 * best['score']:.2f}% at {best[scfg.cost_metric] / 1e6:.2f}M MACs, "
+               f"{best['params'] / 1e6:.3f}M params")
+        log.info(msg)
+        plot_search(out_dir / "search.png", s.history, metric=scfg.cost_metric, max_flops=scfg.max_flops,
+                    min_flops=scfg.min_flops, best=best, title=f"{space.name}: {scfg.algorithm}, "
+                    f"{search.constraints.describe()}")
+
+    t0 = time.time()
+    result = search.run(evaluator.score, progress=main_rank and not args.no_progress, on_generation=after_generation)
+    if main_rank:
+        best = result.best
+        path = save_arch(out_dir / "best_arch.yaml", space, parse_arch(space, best["arch"]), score=best["score"],
+                         flops=best["flops"], conv_linear=best["conv_linear"], params=best["params"],
+                         objective=evaluator.objective, algorithm=scfg.algorithm, evaluations=result.evaluations,
+                         constraints=search.constraints.describe(), checkpoint=str(ckpt))
+        plot_search(out_dir / "search.png", result.history, metric=scfg.cost_metric, max_flops=scfg.max_flops,
+                    min_flops=scfg.min_flops, best=best,
+                    title=f"{space.name}: {scfg.algorithm}, {search.constraints.describe()}")
+        (out_dir / "search_config.json").write_text(json.dumps(to_dict(cfg), indent=1))
+        log.info("done in %.0f s: %d evaluations%s; best %s (%s) top-1 %.2f%%, %.2fM MACs -> %s",
+                 time.time() - t0, result.evaluations, " (space exhausted)" if result.exhausted else "",
+                 best["arch"], best["named"], 100 * best["score"], best[scfg.cost_metric] / 1e6, path)
+    _barrier()
+    _shutdown()
+    return 0
+
+
+def _loaders(cfg):
+    """Unsharded loaders (every rank sees every batch, so a candidate's score does not depend on its rank):
+    a shuffled train split with eval transforms for BN recalibration / kNN bank, and the held-out val split,
+    also shuffled with a fixed seed so that ``search.val_batches`` takes a class-balanced subset (a sorted
+    split would give the first classes only); the order is the same for every candidate and rank."""
+    from lwsl_ds.data import build_loader
+
+    bs = cfg.search.batch_size
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))  # DALI decodes on this rank's GPU
+    train = build_loader(cfg.data, "train", batch_size=bs, augment="val", rank=0, world_size=1,
+                         local_rank=local_rank, seed=cfg.seed + cfg.search.seed, drop_last=True, shuffle=True)
+    val = build_loader(cfg.data, "val", batch_size=bs, augment="val", rank=0, world_size=1,
+                       local_rank=local_rank, seed=cfg.seed, drop_last=False, shuffle=True)
+    return train, val
+
+
+def _barrier() -> None:
+    import torch.distributed as td
+
+    if td.is_available() and td.is_initialized() and td.get_world_size() > 1:
+        td.barrier()
+
+
+def _shutdown() -> None:
+    import torch.distributed as td
+
+    if td.is_available() and td.is_initialized():
+        td.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

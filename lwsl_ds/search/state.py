@@ -1,0 +1,45 @@
+"""Search state on disk: one JSON file, rewritten atomically (tmp + fsync + rename) after every generation."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_json_atomic", "read_state", "rng_to_json", "rng_from_json"]
+
+
+def write_json_atomic(path: str | Path, doc: Any) -> None:
+    """Write ``doc`` as JSON so that a reader (or a resumed run) sees either the old or the new file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w") as f:
+        json.dump(doc, f)
+        f.flush()
+        os.fsync(f.fileno())  # a kill right after the rename must not leave an empty file behind
+    os.replace(tmp, path)
+
+
+def read_state(path: str | Path) -> dict | None:
+    """The saved state, or None when there is none; a corrupt file is an error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"{path}: corrupt search state ({e}); delete it to start over") from None
+
+
+def rng_to_json(state: tuple) -> list:
+    """``random.Random.getstate()`` as JSON-able lists."""
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def rng_from_json(doc: list) -> tuple:
+    """Inverse of :func:`rng_to_json`."""
+    version, internal, gauss = doc
+    return (version, tuple(internal), gauss)
