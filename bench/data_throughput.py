@@ -10,6 +10,7 @@ the numbers include everything a training loop would wait for. The first batch i
 
     python bench/data_throughput.py                       # both resolutions, both backends
     python bench/data_throughput.py --res 32 --threads 2 --workers 2
+    python bench/data_throughput.py --dali-device gpu     # on a CUDA machine: mixed decoding
 """
 
 from __future__ import annotations
@@ -48,15 +49,20 @@ def cifar_cfg(per_class: int, threads: int, workers: int) -> DataConfig:
                       num_threads=threads, num_workers=workers)
 
 
-def measure(cfg: DataConfig, backend: str, batch_size: int, views: int) -> tuple[float, int]:
+def measure(cfg: DataConfig, backend: str, batch_size: int, views: int, dali_device: str) -> tuple[float, int]:
     """Images/s over one epoch after the first batch; returns (rate, images timed)."""
     loader = build_loader(cfg, "train", batch_size=batch_size, augment="train", views=views,
-                          backend=backend, device="cpu" if backend == "dali" else None, seed=0)
+                          backend=backend, device=dali_device if backend == "dali" else None, seed=0)
     it = iter(loader)
     next(it)  # start-up (pipeline build, worker fork) is not throughput
-    n, t0 = 0, time.perf_counter()
-    for _, labels in it:
+    n, t0, on_gpu = 0, time.perf_counter(), False
+    for images, labels in it:
         n += len(labels)
+        on_gpu = (images[0] if isinstance(images, list) else images).is_cuda
+    if on_gpu:  # GPU outputs are asynchronous: count only finished work
+        import torch
+
+        torch.cuda.synchronize()
     return n / (time.perf_counter() - t0), n
 
 
@@ -69,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--views", type=int, default=1)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="DALI CPU threads")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="torchvision worker processes")
+    p.add_argument("--dali-device", choices=["cpu", "gpu"], default="cpu",
+                   help="DALI decoding: cpu, or gpu ('mixed'; needs CUDA)")
     p.add_argument("--repeat", type=int, default=8, help="224 px: times the 128 JPEGs are listed")
     p.add_argument("--cifar-per-class", type=int, default=1000, help="32 px: train images per class")
     a = p.parse_args(argv)
@@ -82,13 +90,13 @@ def main(argv: list[str] | None = None) -> None:
         for name, cfg in cases:
             rates = {}
             for backend in a.backends.split(","):
-                rate, n = measure(cfg, backend, a.batch_size, a.views)
+                rate, n = measure(cfg, backend, a.batch_size, a.views, a.dali_device)
                 rates[backend] = rate
                 print(f"{name}: {backend}: {rate:.0f} img/s over {n} images", flush=True)
             ratio = rates["dali"] / rates["torchvision"] if {"dali", "torchvision"} <= set(rates) else float("nan")
             rows.append((name, rates.get("dali", float("nan")), rates.get("torchvision", float("nan")), ratio))
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs; DALI threads {a.threads}, "
-          f"torchvision workers {a.workers}, batch {a.batch_size}, views {a.views}\n")
+          f"DALI device {a.dali_device}, torchvision workers {a.workers}, batch {a.batch_size}, views {a.views}\n")
     print("| case | DALI img/s | torchvision img/s | DALI / torchvision |")
     print("| --- | ---: | ---: | ---: |")
     for name, d, t, r in rows:

@@ -105,6 +105,9 @@ def generate(root: str | os.PathLike, *, train_per_class: int = 300, val_per_cla
                     rng = np.random.default_rng([seed, c, 0 if split == "train" else 1, n])
                     _draw(cls, rng, size).save(cdir / f"{n:05d}.JPEG", quality=quality)
         (tmp / _MARKER).write_text(json.dumps(params, indent=1) + "\n")
+        if _matches(root, params):  # another rank finished the same set first: keep theirs
+            shutil.rmtree(tmp)
+            return root
         if root.exists():
             shutil.rmtree(root)
         os.replace(tmp, root)
@@ -114,17 +117,22 @@ def generate(root: str | os.PathLike, *, train_per_class: int = 300, val_per_cla
     return root
 
 
+def _matches(root: Path, want: dict) -> bool:
+    """Whether ``root`` holds a complete demo set generated with the parameters ``want``."""
+    marker = root / _MARKER
+    if not marker.is_file():
+        return False
+    params = json.loads(marker.read_text())
+    return params.get("version") == _VERSION and all(params.get(k) == v for k, v in want.items())
+
+
 def ensure(root: str | os.PathLike, **kwargs) -> Path:
     """Return ``root`` holding a complete demo set with these parameters, generating it if needed."""
     root = Path(root)
-    marker = root / _MARKER
-    if marker.is_file():
-        params = json.loads(marker.read_text())
-        defaults = {"train_per_class": 300, "val_per_class": 100, "size": 64, "seed": 0, "quality": 90}
-        want = {**defaults, **kwargs}
-        if params.get("version") == _VERSION and all(params.get(k) == v for k, v in want.items()):
-            return root
-    elif root.exists() and any(root.iterdir()):
+    defaults = {"train_per_class": 300, "val_per_class": 100, "size": 64, "seed": 0, "quality": 90}
+    if _matches(root, {**defaults, **kwargs}):
+        return root
+    if not (root / _MARKER).is_file() and root.exists() and any(root.iterdir()):
         raise FileExistsError(f"{root}: exists, is not empty and is not a demo data set; "
                               "choose another data.root")
     return generate(root, **kwargs)
