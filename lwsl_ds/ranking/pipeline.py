@@ -18,7 +18,8 @@ from .sampling import parse_arch_list, sample_archs
 from .shift import ShiftResult, representation_shift
 from .truth import GroundTruth, load_truth
 
-__all__ = ["resolve_truth", "flops_lookup", "select_archs", "score_sharded", "run_shift", "run_ranking"]
+__all__ = ["resolve_truth", "flops_lookup", "select_archs", "score_sharded", "run_shift", "run_ranking", "build_loaders",
+           "build_evaluator"]
 
 
 def resolve_truth(cfg: RankConfig, space: SearchSpace) -> GroundTruth:
@@ -132,3 +133,29 @@ def run_ranking(space: SearchSpace, cfg: RankConfig, score: Callable[[Arch], flo
     if out_dir is not None and rank_and_world()[0] == 0:
         write_report(report, out_dir, title=title)
     return report
+
+
+def build_loaders(cfg, *, device=None):
+    """(train, val) loaders for scoring: not sharded (each rank scores whole archs on the same images).
+
+    Recalibration batches come from the shuffled training split with training augmentation (as the
+    super-net saw them); scoring uses the validation split without augmentation, in a fixed order.
+    """
+    from ..data import build_loader
+
+    bs = cfg.search.batch_size
+    train = build_loader(cfg.data, "train", batch_size=bs, augment="train", seed=cfg.seed, shuffle=True)
+    val = build_loader(cfg.data, "val", batch_size=bs, augment="val", seed=cfg.seed, shuffle=False)
+    return train, val
+
+
+def build_evaluator(supernet, cfg, *, device="cpu"):
+    """The search evaluator with the ``search`` section's settings; returns (evaluator, val loader)."""
+    from ..search import Evaluator
+
+    train, val = build_loaders(cfg)
+    s = cfg.search
+    ev = Evaluator(supernet, train, val, recal_batches=s.recal_batches, device=device, val_batches=s.val_batches,
+                   knn_k=s.knn_k, knn_temperature=s.knn_temperature, knn_bank_batches=s.knn_bank_batches,
+                   objective=None if s.objective == "auto" else s.objective)
+    return ev, val

@@ -1,0 +1,99 @@
+"""Rank a trained super-net's sub-nets against ground truth and measure representation shift.
+
+Launch (one process, or several ranks that score archs round-robin with identical results)::
+
+    .venv/bin/python launchers/rank.py --config configs/nasbench_macro.yaml --checkpoint runs/nbm_spos
+    deepspeed --num_gpus 2 launchers/rank.py --config configs/nasbench_macro.yaml --checkpoint runs/nbm_spos \
+        rank.num_archs=100 rank.stratify=flops
+
+Writes ``ranking.json``, ``ranking_scatter.png``, ``shift.json``, ``shift_heatmap.png`` into
+``<checkpoint>/rank`` (or ``--out``). Trailing ``key=value`` arguments override the config. See docs/ranking.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command line: config, checkpoint, output folder, overrides."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--config", required=True, help="experiment YAML (space, data, search, rank sections)")
+    p.add_argument("--checkpoint", required=True, help="run directory of a trained super-net (or a supernet.pt)")
+    p.add_argument("--out", default=None, help="output folder (default: <checkpoint>/rank)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # passed by `deepspeed`
+    p.add_argument("overrides", nargs="*", help="config overrides key.path=value")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, validate everything cheap first, then load, score, compare, measure shift, write."""
+    args = parse_args(argv)
+    from lwsl_ds.config import ConfigError, load_experiment
+
+    try:
+        cfg = load_experiment(args.config, args.overrides)
+        from lwsl_ds.ranking.pipeline import flops_lookup, resolve_truth, select_archs
+        from lwsl_ds.space import load_space
+
+        space = load_space(cfg.space.name, cfg.space.resolution, cfg.space.num_classes)
+        truth = resolve_truth(cfg.rank, space)  # bad truth / arch lists fail here, before any loading
+        flops = flops_lookup(space, truth) if cfg.rank.stratify == "flops" else None
+        archs = select_archs(cfg.rank, space, truth, flops)
+        if not Path(args.checkpoint).exists():
+            raise ConfigError(f"--checkpoint {args.checkpoint}: no such run directory or file")
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    from lwsl_ds.common import dist
+
+    multi = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if multi:
+        dist.init_distributed()
+    main_rank = dist.is_main()
+    import torch
+
+    torch.manual_seed(cfg.seed)
+    from lwsl_ds.ranking.pipeline import build_evaluator, run_ranking, run_shift
+    from lwsl_ds.search import load_supernet_from_run
+
+    device = dist.device()
+    try:
+        supernet = load_supernet_from_run(args.checkpoint, config=cfg).to(device)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if supernet.space.name != space.name:
+        print(f"error: checkpoint holds space {supernet.space.name!r}, config says {space.name!r}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else (Path(args.checkpoint) if Path(args.checkpoint).is_dir()
+                                           else Path(args.checkpoint).parent) / "rank"
+    evaluator, val_loader = build_evaluator(supernet, cfg, device=device)
+    t0 = time.perf_counter()
+    report = run_ranking(space, cfg.rank, evaluator.score, out, truth=truth, archs=archs,
+                         progress=main_rank and not args.no_progress,
+                         meta={"checkpoint": str(args.checkpoint), "config": str(args.config),
+                               "recal_batches": cfg.search.recal_batches, "val_batches": cfg.search.val_batches})
+    if main_rank:
+        print(report.summary())
+        print(f"scored {len(archs)} archs in {time.perf_counter() - t0:.1f} s -> {out}/ranking.json")
+        if cfg.rank.shift:
+            res = run_shift(supernet, cfg.rank, val_loader, out, device=device)
+            print(f"representation shift, layer {res.layer} ({', '.join(res.names)}): off-diagonal mean "
+                  f"{res.off_diagonal_mean:.4f} over {res.num_images} images -> {out}/shift.json")
+    dist.barrier()
+    if multi:
+        dist.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
