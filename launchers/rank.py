@@ -4,7 +4,7 @@ Launch (one process, or several ranks that score archs round-robin with identica
 
     .venv/bin/python launchers/rank.py --config configs/nasbench_macro.yaml --checkpoint runs/nbm_spos
     deepspeed --num_gpus 2 launchers/rank.py --config configs/nasbench_macro.yaml --checkpoint runs/nbm_spos \
-        rank.num_archs=100 rank.stratify=flops
+        --set rank.num_archs=100 --set rank.stratify=flops
 
 Writes ``ranking.json``, ``ranking_scatter.png``, ``shift.json``, ``shift_heatmap.png`` into
 ``<checkpoint>/rank`` (or ``--out``). Trailing ``key=value`` arguments override the config. See docs/ranking.md.
@@ -27,6 +27,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--config", required=True, help="experiment YAML (space, data, search, rank sections)")
     p.add_argument("--checkpoint", required=True, help="run directory of a trained super-net (or a supernet.pt)")
     p.add_argument("--out", default=None, help="output folder (default: <checkpoint>/rank)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override, e.g. rank.num_archs=100 (repeatable; same as a trailing KEY=VALUE)")
+    p.add_argument("--device", default=None, help="torch device (default: this rank's GPU, else cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # passed by `deepspeed`
     p.add_argument("overrides", nargs="*", help="config overrides key.path=value")
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from lwsl_ds.config import ConfigError, load_experiment
 
     try:
-        cfg = load_experiment(args.config, args.overrides)
+        cfg = load_experiment(args.config, [*args.sets, *args.overrides])
         from lwsl_ds.ranking.pipeline import flops_lookup, resolve_truth, select_archs
         from lwsl_ds.space import load_space
 
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     from lwsl_ds.ranking.pipeline import build_evaluator, run_ranking, run_shift
     from lwsl_ds.search import load_supernet_from_run
 
-    device = dist.device()
+    device = torch.device(args.device) if args.device else dist.device()
     try:
         supernet = load_supernet_from_run(args.checkpoint, config=cfg).to(device)
     except ConfigError as e:

@@ -135,17 +135,22 @@ def run_ranking(space: SearchSpace, cfg: RankConfig, score: Callable[[Arch], flo
     return report
 
 
-def build_loaders(cfg, *, device=None):
-    """(train, val) loaders for scoring: not sharded (each rank scores whole archs on the same images).
+def build_loaders(cfg):
+    """(train, val) loaders for scoring, built exactly as ``launchers/search.py`` builds them.
 
-    Recalibration batches come from the shuffled training split with training augmentation (as the
-    super-net saw them); scoring uses the validation split without augmentation, in a fixed order.
+    Not sharded: every rank sees the same batches, so a score does not depend on the rank. Recalibration
+    batches: shuffled train split with eval transforms; held-out: the val split shuffled with a fixed seed,
+    so that ``search.val_batches`` takes a class-balanced subset. (Mirrors the search launcher's
+    ``_loaders``; one shared function in lwsl_ds.search would remove the copy.)
     """
     from ..data import build_loader
 
     bs = cfg.search.batch_size
-    train = build_loader(cfg.data, "train", batch_size=bs, augment="train", seed=cfg.seed, shuffle=True)
-    val = build_loader(cfg.data, "val", batch_size=bs, augment="val", seed=cfg.seed, shuffle=False)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))  # DALI decodes on this rank's GPU
+    train = build_loader(cfg.data, "train", batch_size=bs, augment="val", rank=0, world_size=1,
+                         local_rank=local_rank, seed=cfg.seed + cfg.search.seed, drop_last=True, shuffle=True)
+    val = build_loader(cfg.data, "val", batch_size=bs, augment="val", rank=0, world_size=1,
+                       local_rank=local_rank, seed=cfg.seed, drop_last=False, shuffle=True)
     return train, val
 
 
