@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 import torch
 from torch import nn
 
-__all__ = ["MicroBatchBackend", "micro_backward_calls", "split_batch", "checkpoint_choices", "plan_micro_batches"]
+__all__ = ["MicroBatchBackend", "micro_backward_calls", "micro_group_calls", "split_batch", "checkpoint_choices", "plan_micro_batches"]
 
 T = TypeVar("T")
 
@@ -113,6 +113,12 @@ class MicroBatchBackend:
 def micro_backward_calls(calls: Mapping[int, int], plan: Mapping[int, int]) -> dict[int, int]:
     """Backward calls per layer once layer i's losses run as plan[i] micro-batches (DeepSpeed's window)."""
     return {layer: n * plan.get(layer, 1) for layer, n in calls.items()}
+
+
+def micro_group_calls(strategy: Any, net: nn.Module, groups: list[list[int]], plan: Mapping[int, int]) -> list[int]:
+    """Drop-in for ``strategy.group_backward_calls(net, groups)`` when layers run as micro-batches."""
+    calls = micro_backward_calls(strategy.backward_calls(net), plan)
+    return [sum(calls.get(i, 0) for i in g) + (calls.get(-1, 0) if 0 in g else 0) for g in groups]
 
 
 def plan_micro_batches(work: Mapping[int, int], floor: Mapping[int, int], budget: int,
