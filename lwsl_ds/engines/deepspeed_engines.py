@@ -99,6 +99,9 @@ class DeepSpeedBackend:
             engine, _, _, _ = deepspeed.initialize(
                 model=module, optimizer=opt, config=cfg,
                 lr_scheduler=(lambda o, c=sched_cfg: build_scheduler(c, o, total_steps)) if sched_cfg else None)
+            # Smallest parameter of the group: see backward() for why every loss touches it.
+            self._anchors = getattr(self, "_anchors", [])
+            self._anchors.append(min((p for u in units for p in u.module.parameters()), key=lambda p: p.numel()))
             self.engines.append(engine)
             self.optimizers.append(opt)
             self.configs.append(cfg)
@@ -113,7 +116,12 @@ class DeepSpeedBackend:
 
     def backward(self, layer: int, loss: torch.Tensor) -> None:
         """One micro-step: unscaled backward, then ``engine.step()`` (which updates at the window's end)."""
-        e = self._engine(layer)
+        g = self.plan.group_of(layer)
+        e = self.engines[g]
+        # + 0 * anchor: a loss that reaches no parameter of this engine (SPOS: a group whose sampled choices are
+        # all skips) makes ZeRO 2's reduction crash on an empty bucket. A zero gradient on one parameter is
+        # exact (g + 0 = g; on an unsampled choice it is dropped by the freeze).
+        loss = loss + 0.0 * self._anchors[g].view(-1)[0]
         # clone(): DeepSpeed 0.19.8 hooks the forward's output tensors and divides their gradient by
         # gradient_accumulation_steps unless engine.backward's own hook (on the tensor it is given) has run
         # first. Here the forward's output *is* the loss, so without a node downstream of it the gradient
