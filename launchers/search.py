@@ -66,8 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from lwsl_ds.config import ConfigError, load_experiment
-    from lwsl_ds.config.schema import to_dict
-
     try:
         cfg = load_experiment(args.config, args.overrides)
     except ConfigError as e:
@@ -87,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     from lwsl_ds.flops import build_cost_table
     from lwsl_ds.search import InfeasibleConstraint, Search
     from lwsl_ds.search.distributed import rank_and_world
-    from lwsl_ds.space import load_space, parse_arch, save_arch
+    from lwsl_ds.space import load_space
 
     _init_distributed(args.dist_timeout)
     rank, world = rank_and_world()
@@ -112,6 +110,18 @@ def main(argv: list[str] | None = None) -> int:
         log.info("search: %s, %d x %d candidates, %s, %d rank(s), output %s", scfg.algorithm, scfg.generations,
                  scfg.population, search.constraints.describe(), world, out_dir)
 
+    t0 = time.time()
+    search.resume()
+    if search.done:  # finished before: rewrite the outputs without loading the super-net or any data
+        if main_rank:
+            log.info("search in %s already finished (%d evaluations); writing the outputs", out_dir,
+                     len(search.history))
+            _write_outputs(space, search, cfg, ckpt, out_dir, t0=t0,
+                           objective=cfg.train.objective if scfg.objective == "auto" else scfg.objective)
+        _barrier()
+        _shutdown()
+        return 0
+
     from lwsl_ds.search.evaluator import Evaluator
     from lwsl_ds.search.loading import load_supernet_from_run
 
@@ -130,32 +140,41 @@ def main(argv: list[str] | None = None) -> int:
         if not main_rank:
             return
         best = s.result().best
-        msg = (f"generation {s.generation}/{scfg.generations}: {len(new)} new, best {best['arch']} "
-               f"top-1 {100 * best['score']:.2f}% at {best[scfg.cost_metric] / 1e6:.2f}M MACs, "
-               f"{best['params'] / 1e6:.3f}M params")
-        log.info(msg)
+        log.info("generation %d/%d: %d new, best %s top-1 %.2f%% at %.2fM MACs, %.3fM params", s.generation,
+                 scfg.generations, len(new), best["arch"], 100 * best["score"], best[scfg.cost_metric] / 1e6,
+                 best["params"] / 1e6)
         plot_search(out_dir / "search.png", s.history, metric=scfg.cost_metric, max_flops=scfg.max_flops,
-                    min_flops=scfg.min_flops, best=best, title=f"{space.name}: {scfg.algorithm}, "
-                    f"{search.constraints.describe()}")
-
-    t0 = time.time()
-    result = search.run(evaluator.score, progress=main_rank and not args.no_progress, on_generation=after_generation)
-    if main_rank:
-        best = result.best
-        path = save_arch(out_dir / "best_arch.yaml", space, parse_arch(space, best["arch"]), score=best["score"],
-                         flops=best["flops"], conv_linear=best["conv_linear"], params=best["params"],
-                         objective=evaluator.objective, algorithm=scfg.algorithm, evaluations=result.evaluations,
-                         constraints=search.constraints.describe(), checkpoint=str(ckpt))
-        plot_search(out_dir / "search.png", result.history, metric=scfg.cost_metric, max_flops=scfg.max_flops,
                     min_flops=scfg.min_flops, best=best,
-                    title=f"{space.name}: {scfg.algorithm}, {search.constraints.describe()}")
-        (out_dir / "search_config.json").write_text(json.dumps(to_dict(cfg), indent=1))
-        log.info("done in %.0f s: %d evaluations%s; best %s (%s) top-1 %.2f%%, %.2fM MACs -> %s",
-                 time.time() - t0, result.evaluations, " (space exhausted)" if result.exhausted else "",
-                 best["arch"], best["named"], 100 * best["score"], best[scfg.cost_metric] / 1e6, path)
+                    title=f"{space.name}: {scfg.algorithm}, {s.constraints.describe()}")
+
+    search.run(evaluator.score, progress=main_rank and not args.no_progress, on_generation=after_generation)
+    if main_rank:
+        _write_outputs(space, search, cfg, ckpt, out_dir, objective=evaluator.objective, t0=t0)
     _barrier()
     _shutdown()
     return 0
+
+
+def _write_outputs(space, search, cfg, ckpt: Path, out_dir: Path, *, objective: str, t0: float) -> None:
+    """Best arch YAML (loadable by retraining), the plot and the resolved config (rank 0 only)."""
+    from lwsl_ds.config.schema import to_dict
+    from lwsl_ds.search.report import plot_search
+    from lwsl_ds.space import parse_arch, save_arch
+
+    scfg = cfg.search
+    result = search.result()
+    best = result.best
+    path = save_arch(out_dir / "best_arch.yaml", space, parse_arch(space, best["arch"]), score=best["score"],
+                     flops=best["flops"], conv_linear=best["conv_linear"], params=best["params"],
+                     objective=objective, algorithm=scfg.algorithm, evaluations=result.evaluations,
+                     constraints=search.constraints.describe(), checkpoint=str(ckpt))
+    plot_search(out_dir / "search.png", result.history, metric=scfg.cost_metric, max_flops=scfg.max_flops,
+                min_flops=scfg.min_flops, best=best,
+                title=f"{space.name}: {scfg.algorithm}, {search.constraints.describe()}")
+    (out_dir / "search_config.json").write_text(json.dumps(to_dict(cfg), indent=1))
+    log.info("done in %.0f s: %d evaluations%s; best %s (%s) top-1 %.2f%%, %.2fM MACs -> %s",
+             time.time() - t0, result.evaluations, " (space exhausted)" if result.exhausted else "",
+             best["arch"], best["named"], 100 * best["score"], best[scfg.cost_metric] / 1e6, path)
 
 
 def _loaders(cfg):

@@ -91,6 +91,7 @@ class Search:
         self.history: list[dict[str, Any]] = []
         self.generation = 0
         self.exhausted = False
+        self._resumed: bool | None = None
         self.sampler = CandidateSampler(table, self.constraints, self.rng, cfg.max_tries)
 
     # ---- state -------------------------------------------------------------------------------------
@@ -127,6 +128,27 @@ class Search:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history))
         tmp.replace(self.out_dir / LOG_FILE)
 
+    def resume(self) -> bool:
+        """Load the saved state once (rank 0 reads, every rank gets it); True when one was found.
+
+        Call it before loading heavy things to learn whether anything is left to do (:attr:`done`).
+        """
+        if self._resumed is not None:
+            return self._resumed
+        doc = None
+        if self.state_path is not None and not self.restart and rank_and_world()[0] == 0:
+            doc = read_state(self.state_path)
+        doc = broadcast_object(doc)
+        if doc is not None:
+            self._restore(doc)
+        self._resumed = doc is not None
+        return self._resumed
+
+    @property
+    def done(self) -> bool:
+        """True when every generation ran or the space is exhausted (nothing left to evaluate)."""
+        return self.generation >= self.cfg.generations or self.exhausted
+
     # ---- proposals ---------------------------------------------------------------------------------
     def parents(self) -> list[Arch]:
         """The top ``cfg.parents`` archs evaluated so far (best first)."""
@@ -155,13 +177,7 @@ class Search:
         ``score(arch)`` is higher-is-better; each rank scores its share of every generation.
         ``on_generation(search, new_records)`` runs on every rank after each generation's state is written.
         """
-        rank, _ = rank_and_world()
-        doc = None
-        if self.state_path is not None and not self.restart and rank == 0:
-            doc = read_state(self.state_path)
-        doc = broadcast_object(doc)
-        if doc is not None:
-            self._restore(doc)
+        self.resume()
         while self.generation < self.cfg.generations and not self.exhausted:
             cands, origins = self._propose()
             # Rank 0's proposal (and RNG) is the one every rank uses, so ranks cannot drift apart.

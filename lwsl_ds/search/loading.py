@@ -72,9 +72,14 @@ def load_supernet_from_run(run_dir: str | Path, *, config: Optional[Any] = None,
                           "format is not wired into the search yet: export the super-net's state dict there)")
     net = build_supernet(_run_config(run, config))
     state = torch.load(weights, map_location=map_location, weights_only=True)
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if missing or unexpected:
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or shapes:
         raise ConfigError(f"{weights}: state dict does not match the super-net of space {net.space.name!r} "
                           f"({len(missing)} missing keys, e.g. {missing[:2]}; {len(unexpected)} unexpected, "
-                          f"e.g. {unexpected[:2]}): wrong space or objective in the config?")
+                          f"e.g. {unexpected[:2]}; {len(shapes)} of another shape, e.g. {shapes[:2]}): "
+                          "wrong space or objective in the config?")
+    net.load_state_dict(state)
     return net.eval()

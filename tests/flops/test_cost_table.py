@@ -17,9 +17,21 @@ from lwsl_ds.objectives import get_objective
 from lwsl_ds.space import SuperNet, all_archs, load_space, materialize, sample_arch
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine two spinning OpenMP threads trace several times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("flops_cache")
+    """One cost-table cache for the whole test session (tests/flops and tests/search share it)."""
+    path = tmp_path_factory.getbasetemp() / "flops_cache"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @pytest.mark.parametrize("name", ["demo", "nasbench_macro", "paper"])

@@ -1,0 +1,68 @@
+"""launchers/search.py end to end on the demo space: outputs, resume, infeasible limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lwsl_ds.config import load_experiment
+from lwsl_ds.search.loading import build_supernet
+from lwsl_ds.space import load_arch
+
+REPO = Path(__file__).resolve().parents[2]
+LAUNCHER = REPO / "launchers" / "search.py"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    data = tmp_path_factory.mktemp("demo_data")
+    (run / "config.yaml").write_text(f"""
+name: search-test
+space: {{name: demo}}
+data: {{source: demo, root: {data}, resolution: 32, backend: torchvision, num_workers: 0}}
+search: {{population: 4, generations: 2, parents: 2, mutations: 1, crossovers: 1, recal_batches: 1,
+         val_batches: 1, batch_size: 16, max_flops: 4000000}}
+""")
+    torch.manual_seed(0)
+    torch.save(build_supernet(load_experiment(run / "config.yaml")).state_dict(), run / "supernet.pt")
+    return run
+
+
+def _launch(run: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(LAUNCHER), "--config", str(run / "config.yaml"),
+                           "--checkpoint", str(run), "--no-progress", *extra],
+                          capture_output=True, text=True, timeout=400, env=env, cwd=REPO)
+
+
+def test_launcher_writes_best_arch_log_and_plot_then_resumes(run_dir):
+    p = _launch(run_dir)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = run_dir / "search"
+    space, arch, doc = load_arch(out / "best_arch.yaml")
+    assert space.name == "demo" and doc["flops"] <= 4_000_000
+    records = [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
+    assert len(records) == 8 and len({r["arch"] for r in records}) == 8
+    assert all(r["flops"] <= 4_000_000 and 0.0 <= r["score"] <= 1.0 for r in records)
+    assert doc["score"] == max(r["score"] for r in records) and arch.key in {r["arch"] for r in records}
+    assert (out / "search.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    log = (out / "candidates.jsonl").read_text()
+    # the same command again resumes a finished search: nothing is evaluated, outputs are kept
+    p = _launch(run_dir)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "generation 1/2" not in p.stderr and "8 evaluations" in p.stderr
+    assert (out / "candidates.jsonl").read_text() == log
+
+
+def test_launcher_reports_infeasible_limit_with_feasible_range(run_dir):
+    p = _launch(run_dir, "--set", "search.max_flops=1000", "--out", str(run_dir / "infeasible"))
+    assert p.returncode == 2
+    assert "max_flops 1,000 is below the smallest" in p.stderr and "Feasible: space 'demo'" in p.stderr
+    assert not (run_dir / "infeasible" / "candidates.jsonl").exists()
