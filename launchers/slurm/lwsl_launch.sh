@@ -76,11 +76,11 @@ case "$STYLE" in
     # orphan the ranks); the ranks install their own handler (lwsl_ds/common/preemption.py).
     exec srun --kill-on-bad-exit=1 --wait="$KILL_WAIT" --ntasks-per-node=1 --ntasks="$NNODES" \
       bash -c '
+        trap "" USR1
         set -euo pipefail
         hf=$(mktemp "${TMPDIR:-/tmp}/lwsl-hostfile.XXXXXX")
         trap "rm -f $hf" EXIT
         scontrol show hostnames "$SLURM_JOB_NODELIST" | sed "s/\$/ slots='"$PER_NODE"'/" > "$hf"
-        trap "" USR1
         "$0" -u -m deepspeed.launcher.runner --no_ssh --node_rank="$SLURM_NODEID" --hostfile "$hf" \
           --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" "$@"
       ' "$LWSL_PYTHON" "$SCRIPT" "$@"

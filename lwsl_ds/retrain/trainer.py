@@ -103,6 +103,32 @@ def _set_rng_state(state: dict) -> None:
 
 
 @torch.no_grad()
+def average_buffers(module: torch.nn.Module) -> None:
+    """Average floating buffers (BN running statistics) over ranks, in place; a collective.
+
+    DeepSpeed all-reduces gradients only: each rank's BN statistics would drift apart on its own data
+    shard, and the checkpoint (rank 0's module) would not restore the other ranks. Averaging them after
+    every optimizer step keeps every rank bit-identical (what DDP's broadcast_buffers does, with the
+    statistics of all shards). Cost: one all-reduce of 2 x channels floats per BN layer per step.
+    """
+    import torch.distributed as td
+
+    if not (td.is_initialized() and td.get_world_size() > 1):
+        return
+    bufs = [b for b in module.buffers() if b.is_floating_point()]
+    if not bufs:
+        return
+    flat = torch.cat([b.detach().reshape(-1).float() for b in bufs])
+    td.all_reduce(flat)
+    flat /= td.get_world_size()
+    offset = 0
+    for b in bufs:
+        n = b.numel()
+        b.copy_(flat[offset:offset + n].view_as(b).to(b.dtype))
+        offset += n
+
+
+@torch.no_grad()
 def evaluate(model: torch.nn.Module, loader, device, max_batches: int | None) -> dict[str, float]:
     """Top-1 and CE loss over this rank's shard of the val split, summed over ranks."""
     import torch.distributed as td
@@ -236,6 +262,7 @@ def run(job: RetrainJob, preemption: Preemption | None = None) -> dict[str, Any]
             if not boundary:
                 continue
             step += 1
+            average_buffers(engine.module)
             if ema is not None:
                 ema.update(engine.module, step)
             if rank == 0 and (step % rc.log_every_steps == 0 or step == stop_at):
