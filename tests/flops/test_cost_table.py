@@ -135,3 +135,17 @@ def test_rejects_a_choice_the_layer_does_not_allow(cache_dir):
     bad = np.array([[0] + [1] * (space.num_layers - 1)])
     with pytest.raises(ValueError, match="does not allow"):
         table.costs(bad)
+
+
+def test_flops_report_writes_tables_and_histogram(tmp_path, cache_dir):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "profiling" / "flops_report.py"
+    spec = importlib.util.spec_from_file_location("flops_report", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--space", "nasbench_macro", "--out", str(tmp_path), "--cache-dir", str(cache_dir)]) == 0
+    md = (tmp_path / "flops_nasbench_macro_r32.md").read_text()
+    assert "exact range 7,897,600 .. 107,770,368" in md and "all 6,561 archs" in md
+    assert (tmp_path / "flops_nasbench_macro_r32.png").read_bytes()[:4] == b"\x89PNG"
