@@ -1,0 +1,171 @@
+"""One layer group's part of a layer-wise training step, and the update backend of one group.
+
+``group_step`` is :meth:`LayerwiseStrategy.step` restricted to the layers of one group: the same
+``stem_loss``/``choice_loss`` of the strategy, the same order of backward calls, and the same random draws
+(the draws of earlier groups' layers are replayed from the per-step RNG without computing anything, so
+every group sees exactly the choices the synchronous run samples).
+
+``StageBackend`` is the plain-PyTorch update backend of one group: the group's optimizer, schedule and
+clipping, gradients averaged over the group's data-parallel ranks only. It follows
+:class:`lwsl_ds.engines.ReferenceBackend` step for step (that class averages over the whole world, which
+is wrong when the world holds other groups).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Callable, Iterable, Mapping, TypeVar
+
+import torch
+
+from ..engines.optim import build_optimizer, build_scheduler, set_frozen
+from ..engines.plan import GroupPlan
+from ..space import SuperNet
+from ..strategies.base import NULL_TRACKER, StepOutput, Tracker, UpdateBackend
+from ..strategies.layerwise import LayerwiseStrategy
+
+__all__ = ["group_step", "replay_draws", "StageBackend"]
+
+T = TypeVar("T")
+
+
+def replay_draws(strategy: LayerwiseStrategy, net: SuperNet, upto: int, rng: random.Random) -> None:
+    """Consume the draws the stem and layers ``0..upto-1`` take, in the synchronous order (no compute)."""
+    strategy.rng_draws(net, -1, 0, rng)
+    for i in range(upto):
+        for k in net.space.layers[i].choices:
+            strategy.rng_draws(net, i, k, rng)
+
+
+def group_step(strategy: LayerwiseStrategy, net: SuperNet, layers: list[int], x: torch.Tensor,
+               labels: torch.Tensor, backend: UpdateBackend, rng: random.Random, *,
+               before_last_layer: Callable[[], None] | None = None,
+               tracker: Tracker = NULL_TRACKER) -> tuple[StepOutput, torch.Tensor | None]:
+    """Train ``layers`` (one group) on ``x`` (images for the first group, else its layer input).
+
+    Returns (metrics, the next group's layer input or None after the last layer). Does not call
+    ``backend.step()``. ``before_last_layer`` runs just before the group's last layer (non-greedy: bring
+    the replica of the next layer up to date as late as possible).
+    """
+    out: StepOutput = {}
+    n = net.num_layers
+    first = layers[0]
+    if first == 0:
+        with tracker.phase("stem", -1):
+            draws = strategy.rng_draws(net, -1, 0, rng)
+            loss, acc, x = backend.run(-1, strategy.stem_loss, net, x, labels, draws)
+            backend.backward(-1, loss)
+            out["loss/stem"], out["acc/stem"] = loss.detach(), acc
+        del loss
+    else:
+        replay_draws(strategy, net, first, rng)
+    for i in layers:
+        if i == layers[-1] and before_last_layer is not None:
+            before_last_layer()
+        layer = net.space.layers[i]
+        with tracker.phase("layer", i):
+            m = len(layer.choices)
+            total = None
+            losses, accs = [], []
+            for k in layer.choices:
+                draws = strategy.rng_draws(net, i, k, rng)
+                loss, acc, y = backend.run(i, strategy.choice_loss, net, i, k, x, labels, draws)
+                backend.backward(i, loss)  # frees this choice's graph before the next choice runs
+                losses.append(loss.detach())
+                accs.append(acc)
+                del loss
+                if i < n - 1:
+                    total = y if total is None else total + y
+                del y
+            out[f"loss/layer{i}"] = torch.stack(losses).mean()
+            out[f"acc/layer{i}"] = torch.stack(accs).mean()
+            if i < n - 1:
+                mean = total / m
+                x = x + mean if (strategy.layer_input_init == "input" and layer.keeps_shape) else mean
+            del total
+    return out, (x if layers[-1] < n - 1 else None)
+
+
+class StageBackend:
+    """Plain-PyTorch update backend of one layer group (optimizer over its units only)."""
+
+    kind = "reference"
+
+    def __init__(self, plan: GroupPlan, group: int, ds_config: Mapping[str, Any], *, total_steps: int = 1,
+                 group_overrides: Mapping[Any, Mapping[str, Any]] | None = None, dp_group: Any = None) -> None:
+        from ..config.ds_config import merge_config
+
+        self.plan, self.group, self.dp_group = plan, group, dp_group
+        self.groups = plan.groups
+        ov = (group_overrides or {}).get(group, (group_overrides or {}).get(str(group), {}))
+        cfg = merge_config(ds_config, ov)
+        self.units = plan.units[group]
+        self.optimizer = build_optimizer(cfg.get("optimizer"), self.units)
+        self.scheduler = build_scheduler(cfg.get("scheduler"), self.optimizer, total_steps)
+        self.clip = float(cfg.get("gradient_clipping", 0.0))
+        self._calls = 0
+        self.global_steps = 0
+
+    def _check(self, layer: int) -> None:
+        if self.plan.group_of(layer) != self.group:
+            raise RuntimeError(f"layer {layer} belongs to layer group {self.plan.group_of(layer)}, not to this "
+                               f"rank's group {self.group}")
+
+    def run(self, layer: int, fn: Callable[..., T], *args: Any) -> T:
+        """Call ``fn(*args)`` (only for layers of this group)."""
+        self._check(layer)
+        return fn(*args)
+
+    def backward(self, layer: int, loss: torch.Tensor) -> None:
+        """``loss.backward()``; gradients accumulate until ``step``."""
+        self._check(layer)
+        loss.backward()
+        self._calls += 1
+
+    def freeze(self, units: Iterable[str]) -> None:
+        """Skip these units' parameter groups at the next ``step``."""
+        set_frozen(self.optimizer, set(units))
+
+    def step(self) -> None:
+        """Average over the group's ranks, clip, optimizer step, zero grads, LR schedule."""
+        import torch.distributed as td
+
+        if self._calls != self.plan.calls[self.group]:
+            raise RuntimeError(f"layer group {self.group}: {self._calls} backward calls, planned "
+                               f"{self.plan.calls[self.group]}")
+        params = [p for grp in self.optimizer.param_groups for p in grp["params"]]
+        if self.dp_group is not None and td.get_world_size(self.dp_group) > 1:
+            world = td.get_world_size(self.dp_group)
+            for p in params:
+                if p.grad is not None:
+                    td.all_reduce(p.grad, group=self.dp_group)
+                    p.grad.div_(world)
+        if self.clip > 0:
+            torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], self.clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scheduler is not None:
+            self.scheduler.step()
+        set_frozen(self.optimizer, set())
+        self._calls = 0
+        self.global_steps += 1
+
+    def lr(self) -> float:
+        """Current learning rate."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def state_dict(self) -> dict:
+        """Units' module states, optimizer, schedule and step count."""
+        return {"units": {u.name: u.module.state_dict() for u in self.units},
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "global_steps": self.global_steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict`."""
+        for u in self.units:
+            u.module.load_state_dict(state["units"][u.name])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.global_steps = int(state["global_steps"])

@@ -1,0 +1,278 @@
+"""Asynchronous layer-parallel super-net training: rank set g owns layer group g, activations flow forward.
+
+Per step t, rank (g, d): take batch t (group 0: from its data shard; others: the layer input and labels
+received from (g-1, d)), run the group's part of the layer-wise step (:func:`group_step`), apply the
+group's update, send the next group's layer input and labels forward. No gradient ever crosses a group
+boundary (layer inputs are detached means), so group g starts batch t+1 as soon as it sent batch t: the
+groups form a pipeline that is only bounded by the queue depth. Greedy needs nothing else and gives the
+synchronous run's parameters exactly. Non-greedy reads the next group's first layer: see ``replica.py``.
+
+Example (every rank of a ``torchrun --nproc_per_node 2`` job)::
+
+    trainer = LayerParallelTrainer(net, get_strategy("greedy"), ds_config, layer_groups="auto",
+                                   parallel=ParallelConfig(mode="layer"), seed=0, total_steps=100)
+    trainer.train(batches if trainer.topo.is_first else None, max_steps=100)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+
+from ..config.schema import ConfigError
+from ..engines.plan import GroupPlan
+from ..space import SuperNet
+from ..strategies.base import StepOutput, step_rng
+from ..strategies.layerwise import LayerwiseStrategy
+from .channel import KIND_DATA, KIND_STOP, Receiver, Sender, pack, payload_view
+from .config import ParallelConfig
+from .replica import ReplicaOwner, ReplicaReceiver, replica_modules
+from .stage import StageBackend, group_step
+from .topology import Topology, build_comms
+from .watchdog import Watchdog
+
+__all__ = ["LayerParallelTrainer", "latest_complete_tag", "release_unowned"]
+
+TAG = re.compile(r"^step(\d+)$")
+
+
+def release_unowned(net: SuperNet, keep: Iterable[torch.nn.Module]) -> int:
+    """Move every module of ``net`` not in ``keep`` (nor inside one) to ``meta``; returns bytes freed."""
+    keep_ids = {id(p) for m in keep for p in [*m.parameters(), *m.buffers()]}
+    freed = 0
+    for name, mod in net.named_modules():
+        own = [*mod.parameters(recurse=False), *mod.buffers(recurse=False)]
+        if own and not any(id(t) in keep_ids for t in own):
+            freed += sum(t.numel() * t.element_size() for t in own)
+            mod.to("meta")
+    return freed
+
+
+def latest_complete_tag(ckpt_dir: str | Path, world_size: int) -> str | None:
+    """Newest ``stepN`` tag for which every rank wrote its done marker, or None."""
+    d = Path(ckpt_dir)
+    if not d.is_dir():
+        return None
+    tags = sorted(((int(m.group(1)), p.name) for p in d.iterdir() if (m := TAG.match(p.name))), reverse=True)
+    for _, tag in tags:
+        if all((d / tag / f"rank{r}.done").exists() for r in range(world_size)):
+            return tag
+    return None
+
+
+class LayerParallelTrainer:
+    """One rank of a layer-parallel run: its group's backend, its links, its replica, the step loop."""
+
+    def __init__(self, net: SuperNet, strategy: LayerwiseStrategy, ds_config: Mapping[str, Any], *,
+                 layer_groups="auto", auto_groups: int | None = None, auto_cost: str = "flops",
+                 parallel: ParallelConfig = ParallelConfig(mode="layer"), seed: int = 0, total_steps: int = 1,
+                 group_overrides: Mapping[Any, Mapping[str, Any]] | None = None, batch_size: int | None = None,
+                 release: bool = True) -> None:
+        import torch.distributed as td
+
+        from ..config.ds_config import micro_batch_size
+
+        if not isinstance(strategy, LayerwiseStrategy):
+            raise ConfigError(f"train.parallel.mode=layer: strategy {strategy.name!r} back-propagates end-to-end "
+                              "through every layer group; layer-parallel training supports greedy and non_greedy")
+        if not td.is_initialized():
+            raise RuntimeError("layer-parallel training needs a process group (lwsl_ds.common.dist.init_distributed)")
+        world, rank = td.get_world_size(), td.get_rank()
+        D = parallel.data_parallel
+        if world % D:
+            raise ConfigError(f"train.parallel.data_parallel={D} does not divide the world size {world}")
+        G = world // D
+        self.plan = GroupPlan.build(net, strategy, layer_groups, auto_groups=auto_groups or G, auto_cost=auto_cost)
+        if len(self.plan.groups) != G:
+            raise ConfigError(f"train.parallel.mode=layer: {len(self.plan.groups)} layer groups "
+                              f"{self.plan.groups} but world size {world} / data_parallel {D} = {G} rank sets; "
+                              "use layer_groups: auto (auto_groups = world / data_parallel) or launch "
+                              f"{len(self.plan.groups) * D} ranks")
+        self.net, self.strategy, self.cfg, self.seed = net, strategy, parallel, seed
+        self.topo = Topology(G, D, rank)
+        self.comms = build_comms(self.topo)
+        g = self.topo.group
+        self.layers = self.plan.groups[g]
+        self.backend = StageBackend(self.plan, g, ds_config, total_steps=total_steps,
+                                    group_overrides=group_overrides, dp_group=self.comms.dp)
+        self.batch = batch_size or micro_batch_size(ds_config, 1)
+        self.views = net.objective.views
+        non_greedy = strategy.name == "non_greedy"
+        rep_next = replica_modules(net, self.plan.groups[g + 1][0]) if non_greedy and not self.topo.is_last else []
+        own_first = replica_modules(net, self.layers[0]) if non_greedy and g > 0 else []
+        if release:  # each rank holds only its group (+ the replica): the point of layer parallelism
+            release_unowned(net, [u.module for u in self.plan.units[g]] + rep_next)
+        dev = next(p for u in self.plan.units[g] for p in u.module.parameters()).device
+        self.device, self.dtype = dev, next(p for u in self.plan.units[g] for p in u.module.parameters()).dtype
+        depth = parallel.queue_depth
+        self.recv = self.send = None
+        if not self.topo.is_first:
+            prev = self.plan.groups[g - 1][-1]
+            self.in_shape = self._shape(prev)
+            self.recv = Receiver(self.topo.rank_of(g - 1, self.topo.data_rank), self.comms.fwd_in, depth,
+                                 self._msg_bytes(self.in_shape), dev)
+        if not self.topo.is_last:
+            self.out_shape = self._shape(self.layers[-1])
+            self.send = Sender(self.topo.rank_of(g + 1, self.topo.data_rank), self.comms.fwd_out, depth,
+                               self._msg_bytes(self.out_shape))
+        K, L = parallel.replica_refresh_every, parallel.replica_lag
+        self.replica = (ReplicaReceiver(rep_next, self.topo.rank_of(g + 1, self.topo.data_rank), self.comms.replica_in,
+                                        K, L) if rep_next else None)
+        self.owner = (ReplicaOwner(own_first, self.topo.rank_of(g - 1, self.topo.data_rank), self.comms.replica_out,
+                                   K, L, depth) if own_first else None)
+        self.step_count = 0
+        self.wait_s = 0.0  # time blocked on receiving layer inputs
+        self.replica_wait_s = 0.0  # time blocked on the next group's replica refreshes
+
+    # ---- messages ---------------------------------------------------------------------------------
+    def _shape(self, layer: int) -> tuple[int, ...]:
+        spec = self.net.space.layers[layer]
+        r = spec.out_resolution
+        return (self.batch * self.views, spec.out_channels, r, r)
+
+    def _msg_bytes(self, shape: tuple[int, ...]) -> int:
+        from .channel import HEADER
+
+        return HEADER * 8 + self.batch * 8 + int(torch.Size(shape).numel()) * self.dtype.itemsize
+
+    def _decode(self, buf: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = payload_view(buf, 0, torch.int64, (self.batch,))[:batch].clone()
+        full = payload_view(buf, self.batch * 8, self.dtype, self.in_shape)
+        return full[:batch * self.views].clone(), labels
+
+    # ---- the loop ---------------------------------------------------------------------------------
+    def train(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]] | None, *, start_step: int = 0,
+              max_steps: int | None = None, checkpoint_every: int = 0, ckpt_dir: str | Path | None = None,
+              keep_checkpoints: int = 2,
+              on_step: Callable[[int, StepOutput], None] | None = None) -> list[StepOutput]:
+        """Run until the first group's batches end (or ``max_steps``); returns this rank's per-step metrics.
+
+        ``batches`` (group 0 only) must start at ``start_step`` (a resumed run skips what it trained).
+        """
+        if self.topo.is_first and batches is None:
+            raise ValueError("the first layer group needs batches")
+        if checkpoint_every and ckpt_dir is None:
+            raise ValueError("checkpoint_every needs ckpt_dir")
+        self.step_count = start_step
+        if self.owner is not None:
+            self.owner.resend_after_resume(start_step)
+        it = iter(batches) if self.topo.is_first else None
+        dog = Watchdog(self.cfg.timeout_s, f"rank {self.topo.rank} (layer group {self.topo.group})")
+        outs: list[StepOutput] = []
+        try:
+            while True:
+                step = self.step_count
+                if self.topo.is_first:
+                    if max_steps is not None and step >= max_steps:
+                        break
+                    try:
+                        x, labels = next(it)  # type: ignore[arg-type]
+                    except StopIteration:
+                        break
+                    x, labels = x.to(self.device), labels.to(self.device)
+                else:
+                    t0 = time.perf_counter()
+                    (kind, sent_step, batch, _), buf = self.recv.recv()  # type: ignore[union-attr]
+                    self.wait_s += time.perf_counter() - t0
+                    if kind == KIND_STOP:
+                        break
+                    if sent_step != step:
+                        raise RuntimeError(f"rank {self.topo.rank}: received batch of step {sent_step}, expected "
+                                           f"{step} (the ranks resumed from different checkpoints?)")
+                    x, labels = self._decode(buf, batch)
+                ensure = (lambda s=step: self.replica.ensure(s)) if self.replica is not None else None
+                out, nxt = group_step(self.strategy, self.net, self.layers, x, labels, self.backend,
+                                      step_rng(self.seed, step), before_last_layer=ensure)
+                self.backend.step()
+                if self.send is not None:
+                    self.send.send(pack(KIND_DATA, step, labels.shape[0], 0, [labels.to(torch.int64), nxt],
+                                        self.send.nbytes, self.device))
+                del x, nxt
+                self.step_count = step + 1
+                if self.owner is not None:
+                    self.owner.after_step(self.step_count)
+                outs.append(out)
+                dog.beat()
+                if on_step is not None:
+                    on_step(step, out)
+                if checkpoint_every and self.step_count % checkpoint_every == 0:
+                    self.save(ckpt_dir, f"step{self.step_count}", keep=keep_checkpoints)  # type: ignore[arg-type]
+            self.close()
+        finally:
+            dog.stop()
+        return outs
+
+    def close(self) -> None:
+        """Shut the links down in an order that leaves nothing pending (see channel.py)."""
+        if self.send is not None:
+            self.send.close(self.cfg.queue_depth)
+            self.send = None
+        if self.owner is not None:
+            self.owner.close()
+            self.owner = None
+        if self.replica is not None:
+            self.replica.close()
+            self.replica_wait_s = self.replica.waited_s
+            self.replica = None
+
+    # ---- checkpoints ------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """This rank's part: its group's modules, optimizer and schedule, replica state, step."""
+        return {"step": self.step_count, "group": self.topo.group, "layers": self.layers,
+                "groups": self.plan.groups, "world_size": self.topo.world_size,
+                "backend": self.backend.state_dict(),
+                "replica": self.replica.state_dict() if self.replica is not None else None,
+                "owner": self.owner.state_dict() if self.owner is not None else None}
+
+    def save(self, ckpt_dir: str | Path, tag: str, keep: int = 2) -> Path:
+        """Write ``ckpt_dir/tag/rank<r>.pt`` then its done marker; no collective (the pipeline keeps flowing).
+
+        Every rank saves under the same tag when *it* finishes that step; a tag is complete (loadable) once
+        all ranks' markers exist. Older tags are deleted only when ``keep`` newer complete tags exist.
+        """
+        d = Path(ckpt_dir) / tag
+        d.mkdir(parents=True, exist_ok=True)
+        r = self.topo.rank
+        tmp = d / f"rank{r}.pt.tmp"
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, d / f"rank{r}.pt")
+        (d / f"rank{r}.done").write_text(str(self.step_count))
+        self._prune(Path(ckpt_dir), keep)
+        return d
+
+    def _prune(self, ckpt_dir: Path, keep: int) -> None:
+        world = self.topo.world_size
+        tags = sorted((int(m.group(1)), p) for p in ckpt_dir.iterdir() if (m := TAG.match(p.name)))
+        complete = [s for s, p in tags if all((p / f"rank{q}.done").exists() for q in range(world))]
+        if len(complete) < keep:
+            return
+        floor = complete[-keep]
+        r = self.topo.rank
+        for s, p in tags:
+            if s < floor:
+                for f in (p / f"rank{r}.pt", p / f"rank{r}.done"):
+                    f.unlink(missing_ok=True)
+
+    def load(self, ckpt_dir: str | Path, tag: str | None = None) -> int:
+        """Restore this rank from ``tag`` (default: the newest complete one); returns the step to resume at."""
+        tag = tag or latest_complete_tag(ckpt_dir, self.topo.world_size)
+        if tag is None:
+            raise FileNotFoundError(f"{ckpt_dir}: no checkpoint tag that every one of the "
+                                    f"{self.topo.world_size} ranks completed")
+        path = Path(ckpt_dir) / tag / f"rank{self.topo.rank}.pt"
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        if state["groups"] != self.plan.groups or state["world_size"] != self.topo.world_size:
+            raise ConfigError(f"{path}: saved with layer groups {state['groups']} on {state['world_size']} ranks; "
+                              f"this run has {self.plan.groups} on {self.topo.world_size}")
+        self.backend.load_state_dict(state["backend"])
+        if self.replica is not None:
+            self.replica.load_state_dict(state["replica"])
+        if self.owner is not None:
+            self.owner.load_state_dict(state["owner"])
+        self.step_count = int(state["step"])
+        return self.step_count
