@@ -170,6 +170,11 @@ class StepTracker:
         self._refs[sid] = weakref.ref(st, died)
         return key
 
+    def adopt(self, tensors) -> None:
+        """Track storages that exist already (born now), e.g. parameters a library will replace."""
+        for t in tensors:
+            self._register(t)
+
     def _pack(self, t: torch.Tensor) -> torch.Tensor:
         key = self._keys.get(id(t.untyped_storage()))
         if key is not None:  # None: a parameter, buffer or the input batch (existed before the step)

@@ -116,7 +116,8 @@ def test_checkpointing_skips_read_only_calls() -> None:
 def test_planner_meets_budget_and_balances() -> None:
     bal = auto_balance("demo", "non_greedy", 8, resolution=16)
     peaks = {p.layer: p.peak_bytes + bal.account.batch_bytes for p in bal.account.profile.phases}
-    assert max(peaks.values()) <= bal.budget or bal.rounds == 3
+    # every layer is under the budget, or already split into single images (the best it can do)
+    assert all(p <= bal.budget or bal.plan[i] == 8 for i, p in peaks.items())
     assert bal.balance_ratio() < 1.25
     plain = account_step("demo", "non_greedy", 8, resolution=16)
     assert bal.account.activation_peak < plain.activation_peak

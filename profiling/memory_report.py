@@ -1,0 +1,185 @@
+"""Memory report of super-net training: peak per strategy (paper Table IV) and per layer (paper Fig. 6).
+
+One command for a space, a resolution and batch sizes. For every strategy (spos = 100%, greedy,
+non_greedy, and the balanced greedy / non_greedy of lwsl_ds.memory.planner) it runs the real training step
+on the ``meta`` device under the accounting tracker and writes:
+
+* ``report.md``: table of peaks, absolute and % of single path, in three views: accounted tensors
+  (activations + input batch), + model states (params, grads, Adam, per engine), and device level (measured
+  with ``max_memory_allocated`` on a GPU; otherwise accounted + a fixed overhead, ``--overhead-mib``);
+* ``layers_<strategy>_b<batch>.png``: per-layer peak, stacked by category (Fig. 6 style);
+* ``report.json``: every number (per-phase peaks and breakdowns, engines, plans).
+
+Command (paper space, about 4 minutes on 2 CPU cores)::
+
+    python profiling/memory_report.py --space paper --resolution 224 --batch 128 256 --out runs/memory/paper224
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lwsl_ds.config.schema import ConfigError, from_dict  # noqa: E402
+from lwsl_ds.config.sections.memory import MemoryConfig  # noqa: E402
+
+GIB = 2 ** 30
+MIB = 2 ** 20
+# Device-level default: the CUDA context alone measured at 723 MiB in nvidia-smi right after the first
+# CUDA call (discuss.pytorch.org/t/what-is-the-reason-for-pytorchs-gpu-memory-floor/73021). Not measured
+# here: this machine has no GPU. Allocator cache and cuDNN/cuBLAS workspaces come on top (not included).
+DEFAULT_OVERHEAD_MIB = 723.0
+
+
+def _split(n: int, k: int) -> list[list[int]]:
+    """Contiguous layer groups of near-equal size."""
+    if not 1 <= k <= n:
+        raise ConfigError(f"--groups: {k} is not in 1..{n} (number of layers)")
+    bounds = [round(n * g / k) for g in range(k + 1)]
+    return [list(range(bounds[g], bounds[g + 1])) for g in range(k)]
+
+
+def _plot(path: Path, title: str, acc, batch_bytes: int) -> None:
+    """Stacked bars of the per-phase peak (input batch, carried, saved, transient)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    phases = [p for p in acc.profile.phases if p.name in ("stem", "layer", "head", "backward")]
+    labels = [p.label for p in phases]
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(labels) + 2), 3.6))
+    bottom = [batch_bytes / GIB] * len(phases)
+    ax.bar(labels, bottom, color="#bbbbbb", label="input batch")
+    colors = {"carried": "#4c72b0", "saved": "#dd8452", "transient": "#55a868"}
+    for cat in ("carried", "saved", "transient"):
+        vals = [p.breakdown.get(cat, 0) / GIB for p in phases]
+        ax.bar(labels, vals, bottom=bottom, color=colors[cat], label=cat)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_ylabel("peak activation memory (GiB)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, ncol=4)
+    ax.tick_params(axis="x", labelsize=7, rotation=90)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _balance_ratio(acc) -> float:
+    peaks = [p.peak_bytes + acc.batch_bytes for p in acc.profile.phases if p.name in ("stem", "layer")]
+    return max(peaks) / (sum(peaks) / len(peaks)) if peaks else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, account every strategy, write report.md / report.json / PNGs."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--space", default="paper", help="preset name or space YAML")
+    ap.add_argument("--resolution", type=int, default=None)
+    ap.add_argument("--batch", type=int, nargs="+", default=[128], help="per-rank batch sizes")
+    ap.add_argument("--strategies", nargs="+", default=["spos", "greedy", "non_greedy"])
+    ap.add_argument("--objective", default="ce", choices=["ce", "infonce"])
+    ap.add_argument("--rng", default="worst", choices=["worst", "sample"])
+    ap.add_argument("--balance", default="auto", choices=["off", "auto"], help="also account balanced modes")
+    ap.add_argument("--budget-mib", type=float, default=None, help="balanced budget (default: auto)")
+    ap.add_argument("--floor-factor", type=float, default=2.0)
+    ap.add_argument("--groups", type=int, default=1, help="layer groups (engines) for model states")
+    ap.add_argument("--zero", type=int, default=0, choices=[0, 1, 2])
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    ap.add_argument("--offload", action="store_true", help="inactive groups' model states in host memory")
+    ap.add_argument("--checkpoint-groups", type=int, nargs="*", default=[], help="groups with checkpointed choices")
+    ap.add_argument("--overhead-mib", type=float, default=DEFAULT_OVERHEAD_MIB,
+                    help="device-level view without GPU: fixed overhead added to every strategy")
+    ap.add_argument("--out", default="runs/memory/report")
+    args = ap.parse_args(argv)
+
+    try:
+        cfg = from_dict(MemoryConfig, {"strategies": args.strategies, "batch_sizes": args.batch,
+                                       "resolution": args.resolution, "rng": args.rng, "budget_mib": args.budget_mib,
+                                       "floor_factor": args.floor_factor, "device_overhead_mib": args.overhead_mib,
+                                       "offload_groups": args.offload, "checkpoint_groups": args.checkpoint_groups},
+                        "memory")
+        from lwsl_ds.space import load_space
+
+        space = load_space(args.space, resolution=cfg.resolution)
+        groups = _split(space.num_layers, args.groups)
+        bad = [g for g in cfg.checkpoint_groups if g >= len(groups)]
+        if bad:
+            raise ConfigError(f"--checkpoint-groups: {bad} out of range for {len(groups)} groups")
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    from lwsl_ds.memory import account_step, auto_balance
+    from lwsl_ds.memory.cuda import cuda_available_reason, measure_step
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_layers = [i for g in cfg.checkpoint_groups for i in groups[g]]
+    common = dict(groups=groups, zero_stage=args.zero, precision=args.precision, objective=args.objective,
+                  offload_inactive=cfg.offload_groups, checkpoint_layers=ckpt_layers, rng=cfg.rng, seed=cfg.seed,
+                  reduce_bucket_size=cfg.reduce_bucket_size)
+    cuda_why = cuda_available_reason()
+    overhead = int(cfg.device_overhead_mib * MIB)
+    doc: dict = {"space": space.name, "resolution": space.resolution, "objective": args.objective, "groups": groups,
+                 "zero_stage": args.zero, "precision": args.precision, "rng": cfg.rng,
+                 "device_view": "measured (CUDA)" if not cuda_why else
+                 f"accounted + {cfg.device_overhead_mib:.0f} MiB fixed overhead ({cuda_why})",
+                 "overhead_bytes": None if not cuda_why else overhead, "results": {}}
+    md = [f"# Memory report: space `{space.name}`, {space.resolution} px, objective {args.objective}", "",
+          f"Groups {groups}, ZeRO {args.zero}, {args.precision}, Adam; draws: {cfg.rng}. Device view: "
+          f"{doc['device_view']}.", ""]
+    for b in cfg.batch_sizes:
+        rows = {}
+        t0 = time.time()
+        for s in cfg.strategies:
+            rows[s] = account_step(space, s, b, **common)
+        if args.balance == "auto":
+            for s in [s for s in cfg.strategies if s != "spos"]:
+                budget = int(cfg.budget_mib * MIB) if cfg.budget_mib else None
+                kw = {k: v for k, v in common.items() if k not in ("objective",)}
+                bal = auto_balance(space, s, b, budget=budget, floor_factor=cfg.floor_factor,
+                                   objective=args.objective, **kw)
+                rows[f"{s}_balanced"] = bal.account
+                doc.setdefault("balance", {})[f"{s}_b{b}"] = bal.to_dict()
+        ref = rows.get("spos")
+        res = {}
+        md += [f"## batch {b} (accounted in {time.time() - t0:.0f} s)", "",
+               "| strategy | activations GiB | % spos | + model states GiB | % spos | device GiB | % spos | "
+               "max/mean layer |", "|---|---|---|---|---|---|---|---|"]
+        for name, acc in rows.items():
+            act, full = acc.activation_peak, acc.device_peak
+            meas = measure_step(args.space, name.replace("_balanced", ""), b, resolution=space.resolution,
+                                objective=args.objective, rng=cfg.rng) if not cuda_why and "balanced" not in name \
+                else None
+            dev = meas["measured_peak_bytes"] if meas and "measured_peak_bytes" in meas else full + overhead
+            res[name] = {**acc.to_dict(), "device_level_bytes": dev, "measured": meas or {"skipped": cuda_why or
+                         "balanced modes are measured through the engines, not here"},
+                         "balance_ratio": _balance_ratio(acc)}
+            if ref is not None:
+                ref_dev = res["spos"]["device_level_bytes"] if "spos" in res else ref.device_peak + overhead
+                res[name]["pct_of_spos"] = {"activations": 100 * act / ref.activation_peak,
+                                            "with_states": 100 * full / ref.device_peak,
+                                            "device": 100 * dev / ref_dev}
+            p = res[name].get("pct_of_spos", {})
+            ratio = "n/a" if name == "spos" else f"{res[name]['balance_ratio']:.2f}"  # spos peaks are cumulative
+            md.append(f"| {name} | {act / GIB:.3f} | {p.get('activations', float('nan')):.1f}% | {full / GIB:.3f} | "
+                      f"{p.get('with_states', float('nan')):.1f}% | {dev / GIB:.3f} | {p.get('device', float('nan')):.1f}% "
+                      f"| {ratio} |")
+            _plot(out / f"layers_{name}_b{b}.png", f"{name}, {space.name} {space.resolution}px, batch {b}: "
+                  f"per-layer peak", acc, acc.batch_bytes)
+        md.append("")
+        doc["results"][str(b)] = res
+    (out / "report.json").write_text(json.dumps(doc, indent=1))
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    print(f"wrote {out}/report.md, report.json and layers_*.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
