@@ -17,6 +17,7 @@ All scores are fractions in [0, 1], cached per arch key.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 from typing import Any, Iterable, Iterator, Optional
@@ -103,13 +104,57 @@ def knn_top1(bank: torch.Tensor, bank_labels: torch.Tensor, query: torch.Tensor,
     return correct / query.shape[0]
 
 
+class _Batches:
+    """The first ``limit`` batches of a loader, identical on every read.
+
+    They are read once and kept in memory when they fit in ``max_bytes``. Otherwise they are streamed
+    again on every read; a loader with ``state_dict``/``load_state_dict`` (``lwsl_ds.data.Loader`` resumes
+    mid-epoch) is first rewound to where it stood when the evaluator was built, so every candidate still
+    sees the same batches (a plain shuffling DataLoader would not: give the evaluator a fixed order).
+    """
+
+    def __init__(self, loader: Iterable, limit: Optional[int], max_bytes: int, name: str) -> None:
+        self.loader, self.limit, self.max_bytes, self.name = loader, limit, max_bytes, name
+        resumable = callable(getattr(loader, "state_dict", None)) and callable(getattr(loader, "load_state_dict", None))
+        self.start = copy.deepcopy(loader.state_dict()) if resumable else None
+        self.kept: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None
+        self.warned = False
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        if self.kept is not None:
+            return iter(self.kept)
+        if self.limit == 0:
+            return iter(())
+        if self.start is not None:
+            self.loader.load_state_dict(copy.deepcopy(self.start))
+        source = itertools.islice(iter(self.loader), self.limit)
+        kept: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        size = 0
+        for batch in source:
+            images, labels = split_batch(batch)
+            kept.append((images.cpu(), None if labels is None else labels.cpu()))
+            size += images.numel() * images.element_size()
+            if size > self.max_bytes:  # too big to keep: stream the rest now, read again next time
+                if not self.warned:
+                    log.warning("%s batches exceed %d bytes: they are read again for every candidate",
+                                self.name, self.max_bytes)
+                    self.warned = True
+                return itertools.chain(kept, map(split_batch, source))
+        if self.limit is not None and len(kept) < self.limit:
+            log.warning("%s loader gave %d batches, fewer than the %d asked for", self.name, len(kept), self.limit)
+        self.kept = kept
+        return iter(kept)
+
+
 class Evaluator:
     """Scores archs of one super-net; reusable by ranking evaluation.
 
     ``train_loader`` / ``val_loader`` are any re-iterable sources of (images, labels) batches. The first
-    ``recal_batches`` (and kNN bank) training batches are read once and kept in memory (up to
-    ``max_cached_bytes``), so every candidate is recalibrated on the very same images; above the cap they
-    are read again per candidate (same images only if the loader is deterministic).
+    ``recal_batches`` (and kNN bank) training batches and the first ``val_batches`` held-out batches are
+    read once and kept in memory (each up to ``max_cached_bytes``), so every candidate is recalibrated and
+    scored on the very same images, whatever the loader does between reads; a score therefore does not
+    depend on which other archs were scored before (what makes an N-rank search equal a 1-rank one).
+    Above the cap the batches are re-read per candidate (see :class:`_Batches`).
 
     Example::
 
@@ -144,29 +189,13 @@ class Evaluator:
         self.knn_k, self.knn_temperature = knn_k, knn_temperature
         self.max_cached_bytes = max_cached_bytes
         self.cache: dict[str, float] = {}
-        self._train_cache: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None
+        self._train = _Batches(train_loader, max(recal_batches, self.bank_batches), max_cached_bytes, "train")
+        self._val_source = _Batches(val_loader, val_batches, max_cached_bytes, "val")
 
     # ---- data ------------------------------------------------------------------------------------
     def _train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-        """The first max(recal, bank) training batches, from memory after the first read when they fit."""
-        if self._train_cache is not None:
-            return iter(self._train_cache)
-        need = max(self.recal_batches, self.bank_batches)
-        source = itertools.islice(iter(self.train_loader), need)
-        kept: list[tuple[torch.Tensor, torch.Tensor | None]] = []
-        size = 0
-        for batch in source:
-            images, labels = split_batch(batch)
-            kept.append((images.cpu(), None if labels is None else labels.cpu()))
-            size += images.numel() * images.element_size()
-            if size > self.max_cached_bytes:  # too big to keep: stream the rest, read again next time
-                log.warning("recalibration batches exceed %d bytes: re-reading them for every candidate",
-                            self.max_cached_bytes)
-                return itertools.chain(kept, map(split_batch, source))
-        if len(kept) < need:
-            log.warning("train loader gave %d batches, fewer than the %d asked for", len(kept), need)
-        self._train_cache = kept
-        return iter(kept)
+        """The first max(recal, bank) training batches (from memory after the first read when they fit)."""
+        return iter(self._train)
 
     # ---- scoring ---------------------------------------------------------------------------------
     def subnet(self, arch: Arch | str) -> SubNet:
@@ -192,8 +221,7 @@ class Evaluator:
         return value
 
     def _val(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for batch in itertools.islice(iter(self.val_loader), self.val_batches):
-            images, labels = split_batch(batch)
+        for images, labels in self._val_source:
             if labels is None:
                 raise ValueError("val loader batches carry no labels: top-1 needs (images, labels)")
             yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)

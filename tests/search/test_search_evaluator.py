@@ -103,13 +103,18 @@ def test_score_equals_recalibrated_supernet_path_and_caches(demo_supernet):
     # the super-net itself is untouched (weights and BN statistics)
     for k, v in demo_supernet.state_dict().items():
         assert torch.equal(v, before[k]), k
-    # recalibration batches are read once; a cached arch touches no loader
-    assert train.iterations == 1 and val.iterations == 3
-    assert ev.score("3333") == scores[1] and val.iterations == 3
+    # both loaders are read once (batches kept in memory); a cached arch is not recomputed
+    assert train.iterations == 1 and val.iterations == 1
+    assert ev.score("3333") == scores[1] and len(ev.cache) == 3
     # recalibration matters (the planted super-net statistics give another answer for some arch)
     plain = [_oracle_top1(demo_supernet, a, train.batches, val.batches, 0) for a in archs]
     assert plain != scores
     assert Evaluator(demo_supernet, train, val, recal_batches=0).score(archs[0]) == plain[0]
+    # above the memory cap the batches are streamed again for every candidate
+    streamed = Evaluator(demo_supernet, CountingLoader(train.batches), CountingLoader(val.batches),
+                         recal_batches=3, max_cached_bytes=0)
+    assert [streamed.score(a) for a in archs] == scores
+    assert streamed.train_loader.iterations == 3 and streamed.val_loader.iterations == 3
     # val_batches limits the held-out pass
     ev2 = Evaluator(demo_supernet, train, val, recal_batches=3, val_batches=1)
     assert ev2.score(archs[0]) == pytest.approx(_oracle_top1(demo_supernet, archs[0], train.batches,
@@ -129,6 +134,37 @@ def test_recalibration_is_the_same_for_every_candidate_even_with_a_shuffling_loa
     first = ev.score("1010")
     ev.cache.clear()
     assert ev.score("1010") == first
+
+
+class ResumableLoader:
+    """Like lwsl_ds.data.Loader: iteration continues from the position where the last one stopped."""
+
+    def __init__(self, batches):
+        self.batches, self.position = batches, 0
+
+    def __iter__(self):
+        while self.position < len(self.batches):
+            self.position += 1
+            yield self.batches[self.position - 1]
+        self.position = 0
+
+    def state_dict(self):
+        return {"position": self.position}
+
+    def load_state_dict(self, state):
+        self.position = state["position"]
+
+
+@pytest.mark.parametrize("cap", [0, 2 << 30])
+def test_a_score_does_not_depend_on_what_was_scored_before(demo_supernet, cap):
+    """What makes an N-rank search equal a 1-rank one: rank r scores a different subset, in another order."""
+    def make():
+        return Evaluator(demo_supernet, ResumableLoader(_data(4, seed=5)), ResumableLoader(_data(4, seed=6)),
+                         recal_batches=2, val_batches=1, max_cached_bytes=cap)
+    one = make()
+    seq = [one.score(k) for k in ("1010", "3333", "2120", "1313")]
+    other = make()
+    assert [other.score(k) for k in ("1313", "2120")] == [seq[3], seq[2]]
 
 
 def test_knn_top1():

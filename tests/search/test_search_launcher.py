@@ -23,10 +23,13 @@ LAUNCHER = REPO / "launchers" / "search.py"
 def run_dir(tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
     data = tmp_path_factory.mktemp("demo_data")
+    from lwsl_ds.data.demo_dataset import generate
+
+    generate(data, train_per_class=8, val_per_class=4, size=32)  # small: 120 JPEGs in ImageNet layout
     (run / "config.yaml").write_text(f"""
 name: search-test
 space: {{name: demo}}
-data: {{source: demo, root: {data}, resolution: 32, backend: torchvision, num_workers: 0}}
+data: {{source: folder, root: {data}, resolution: 32, backend: torchvision, num_workers: 0}}
 search: {{population: 4, generations: 2, parents: 2, mutations: 1, crossovers: 1, recal_batches: 1,
          val_batches: 1, batch_size: 16, max_flops: 4000000}}
 """)
@@ -66,3 +69,19 @@ def test_launcher_reports_infeasible_limit_with_feasible_range(run_dir):
     assert p.returncode == 2
     assert "max_flops 1,000 is below the smallest" in p.stderr and "Feasible: space 'demo'" in p.stderr
     assert not (run_dir / "infeasible" / "candidates.jsonl").exists()
+
+
+@pytest.mark.multirank
+def test_launcher_two_ranks_equal_one_rank(run_dir):
+    """torchrun with 2 ranks: same candidates, scores and best arch as the 1-rank run (real evaluator)."""
+    one = run_dir / "search" / "candidates.jsonl"
+    if not one.exists():
+        assert _launch(run_dir).returncode == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        str(LAUNCHER), "--config", str(run_dir / "config.yaml"), "--checkpoint", str(run_dir),
+                        "--no-progress", "--out", str(run_dir / "two")],
+                       capture_output=True, text=True, timeout=400, env=env, cwd=REPO)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "2 rank(s)" in p.stderr
+    assert (run_dir / "two" / "candidates.jsonl").read_text() == one.read_text()
