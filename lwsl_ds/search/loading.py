@@ -1,9 +1,16 @@
 """Load a trained super-net from a run directory: the one place the search knows the checkpoint format.
 
-Supported today: a plain state dict ``<run>/supernet.pt`` (``torch.save(supernet.state_dict())``), or a
-path to such a file, with the experiment config that built it (``<run>/config.yaml`` or the ``config``
-argument) giving the space and objective. The training phase's own run-dir format
-(``lwsl_ds/common/checkpoint.py``) is used when that module provides ``load_supernet(run_dir)``.
+Accepted ``run_dir`` forms, first match wins:
+
+1. a training run directory (``lwsl_ds/common/checkpoint.py``): ``<run>/checkpoints/latest`` names the
+   newest complete checkpoint, whose ``supernet.pt`` holds the whole super-net's state dict and whose
+   ``manifest.json`` holds the experiment config it was trained with;
+2. a folder with a plain ``supernet.pt`` (``torch.save(supernet.state_dict())``) and optionally a
+   ``config.yaml``;
+3. a path to such a ``.pt`` file.
+
+The super-net is rebuilt from the run's own config (space section + ``train`` objective settings); the
+``config`` argument is used when the run has none, and when both exist their ``space`` sections must agree.
 """
 
 from __future__ import annotations
@@ -33,49 +40,69 @@ def build_supernet(cfg: Any) -> SuperNet:
     return SuperNet(space, objective)
 
 
-def _run_config(run: Path, config: Optional[Any]) -> Any:
-    if config is not None:
-        return config
+def _space_of(cfg: Any) -> tuple:
+    return (cfg.space.name, cfg.space.resolution, cfg.space.num_classes)
+
+
+def _pick_config(own: Optional[Any], given: Optional[Any], where: Path) -> Any:
+    """The run's own config, checked against the caller's; the caller's when the run has none."""
+    if own is None:
+        if given is None:
+            raise ConfigError(f"{where}: no experiment config ({' or '.join(CONFIG_FILES)} or a checkpoint "
+                              "manifest) to rebuild the super-net from; pass config=")
+        return given
+    if given is not None and _space_of(own) != _space_of(given):
+        raise ConfigError(f"{where}: the super-net was trained on space {_space_of(own)} (name, resolution, "
+                          f"classes) but the config asks for {_space_of(given)}")
+    return own
+
+
+def _folder_config(run: Path) -> Optional[Any]:
     from ..config.loader import load_experiment
 
     for name in CONFIG_FILES:
         if (run / name).is_file():
             return load_experiment(run / name)
-    raise ConfigError(f"{run}: no experiment config ({' or '.join(CONFIG_FILES)}) to rebuild the super-net "
-                      "from; pass config=")
+    return None
 
 
 def load_supernet_from_run(run_dir: str | Path, *, config: Optional[Any] = None,
                            map_location: str | torch.device = "cpu") -> SuperNet:
     """The trained super-net of a run (weights and BN statistics), in eval mode.
 
-    ``run_dir`` is a run directory or a ``.pt`` state-dict file; ``config`` (an ExperimentConfig)
-    overrides the config found in the run directory.
+    ``run_dir`` is a training run directory, a folder with ``supernet.pt``, or a ``.pt`` state-dict file
+    (see the module docstring); ``config`` (an ExperimentConfig) is used when the run carries none.
     """
     path = Path(run_dir)
-    if path.is_dir():
-        try:  # the training phase's format, once lwsl_ds/common/checkpoint.py provides a loader
-            from ..common import checkpoint as _ckpt  # type: ignore[attr-defined]
-        except ImportError:
-            _ckpt = None
-        loader = getattr(_ckpt, "load_supernet", None)
-        if loader is not None and not (path / STATE_DICT_FILE).is_file():
-            return loader(path, config=config) if config is not None else loader(path)
-    if path.is_dir():
-        weights, run = path / STATE_DICT_FILE, path
-    elif path.is_file():
-        weights, run = path, path.parent
-    else:
+    if not path.exists():
         raise ConfigError(f"--checkpoint {path}: no such run directory or file")
-    if not weights.is_file():
-        raise ConfigError(f"{path}: no {STATE_DICT_FILE} in the run directory (the training phase's checkpoint "
-                          "format is not wired into the search yet: export the super-net's state dict there)")
-    net = build_supernet(_run_config(run, config))
+    own = None
+    if path.is_dir():
+        from ..common.checkpoint import find_latest
+
+        latest = find_latest(path)
+        if latest is not None:
+            ck_dir, manifest = latest
+            weights = ck_dir / STATE_DICT_FILE
+            if "config" in manifest:
+                from ..config.loader import parse_experiment
+
+                own = parse_experiment(manifest["config"])
+        else:
+            weights = path / STATE_DICT_FILE
+            own = _folder_config(path)
+        if not weights.is_file():
+            raise ConfigError(f"{path}: no {STATE_DICT_FILE} (neither a training checkpoint under "
+                              f"{path / 'checkpoints'} nor a plain state dict in the folder)")
+    else:
+        weights = path
+        own = _folder_config(path.parent)
+    net = build_supernet(_pick_config(own, config, weights))
     state = torch.load(weights, map_location=map_location, weights_only=True)
-    own = net.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    own_state = net.state_dict()
+    missing = [k for k in own_state if k not in state]
+    unexpected = [k for k in state if k not in own_state]
+    shapes = [k for k in own_state if k in state and tuple(own_state[k].shape) != tuple(state[k].shape)]
     if missing or unexpected or shapes:
         raise ConfigError(f"{weights}: state dict does not match the super-net of space {net.space.name!r} "
                           f"({len(missing)} missing keys, e.g. {missing[:2]}; {len(unexpected)} unexpected, "

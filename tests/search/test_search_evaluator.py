@@ -202,7 +202,7 @@ def test_split_batch_layouts():
         split_batch("nope")
 
 
-def test_load_supernet_from_run(tmp_path):
+def test_load_supernet_from_run_plain_state_dict(tmp_path):
     cfg = parse_experiment({"space": {"name": "demo"}, "train": {"objective": "ce"}})
     torch.manual_seed(1)
     net = build_supernet(cfg)
@@ -213,10 +213,39 @@ def test_load_supernet_from_run(tmp_path):
         assert torch.equal(v, w), k
     assert load_supernet_from_run(tmp_path / "supernet.pt", config=cfg).space.name == "demo"
     wrong = parse_experiment({"space": {"name": "nasbench_macro"}})
+    with pytest.raises(ConfigError, match="trained on space"):
+        load_supernet_from_run(tmp_path, config=wrong)
+    (tmp_path / "config.yaml").unlink()
     with pytest.raises(ConfigError, match="does not match the super-net"):
         load_supernet_from_run(tmp_path, config=wrong)
+    with pytest.raises(ConfigError, match="no experiment config"):
+        load_supernet_from_run(tmp_path)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="no supernet.pt"):
         load_supernet_from_run(tmp_path / "empty", config=cfg)
     with pytest.raises(ConfigError, match="no such run directory"):
         load_supernet_from_run(tmp_path / "missing", config=cfg)
+
+
+def test_load_supernet_from_training_checkpoint(tmp_path):
+    """The training phase's run-dir format: checkpoints/latest -> <tag>/supernet.pt + manifest with config."""
+    from lwsl_ds.common.checkpoint import save_checkpoint
+    from lwsl_ds.config.schema import to_dict
+
+    class NoEngineState:  # the engines' own files are irrelevant to loading the super-net
+        def save(self, directory, tag):
+            pass
+
+    cfg = parse_experiment({"space": {"name": "demo"}, "train": {"objective": "infonce", "proj_dim": 16}})
+    torch.manual_seed(2)
+    old = build_supernet(cfg)
+    save_checkpoint(tmp_path, NoEngineState(), old, {"step": 3, "config": to_dict(cfg)}, {})
+    torch.manual_seed(3)
+    new = build_supernet(cfg)
+    save_checkpoint(tmp_path, NoEngineState(), new, {"step": 7, "config": to_dict(cfg)}, {})
+    loaded = load_supernet_from_run(tmp_path)  # the objective comes from the manifest's config
+    assert loaded.objective.name == "infonce" and loaded.objective.proj_dim == 16
+    for (k, v), w in zip(new.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(v, w), k
+    with pytest.raises(ConfigError, match="trained on space"):
+        load_supernet_from_run(tmp_path, config=parse_experiment({"space": {"name": "nasbench_macro"}}))
