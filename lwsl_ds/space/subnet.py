@@ -78,7 +78,7 @@ def export_subnet(out_dir: str | Path, subnet: SubNet, space: SearchSpace, arch:
     program = torch.export.export(copy.deepcopy(subnet).cpu().float().eval(), (example,),
                                   dynamic_shapes=({0: batch},))
     exported = out / "subnet.pt2"
-    tmp = out / "subnet.pt2.tmp"
+    tmp = out / "subnet.tmp.pt2"  # torch.export wants the .pt2 suffix
     torch.export.save(program, str(tmp))
     os.replace(tmp, exported)
     subnet.train(was_training)
