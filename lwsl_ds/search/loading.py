@@ -1,12 +1,13 @@
 """Load a trained super-net from a run directory: the one place the search knows the checkpoint format.
 
-Accepted ``run_dir`` forms, first match wins:
+Accepted ``run_dir`` forms:
 
-1. a training run directory (``lwsl_ds/common/checkpoint.py``): ``<run>/checkpoints/latest`` names the
+1. a folder with a plain ``supernet.pt`` (``torch.save(supernet.state_dict())``; training writes its
+   final weights there) and optionally a ``config.yaml``, unless a newer checkpoint exists:
+2. a training run directory (``lwsl_ds/common/checkpoint.py``): ``<run>/checkpoints/latest`` names the
    newest complete checkpoint, whose ``supernet.pt`` holds the whole super-net's state dict and whose
-   ``manifest.json`` holds the experiment config it was trained with;
-2. a folder with a plain ``supernet.pt`` (``torch.save(supernet.state_dict())``) and optionally a
-   ``config.yaml``;
+   ``manifest.json`` holds the experiment config it was trained with (used when the run has no final
+   ``supernet.pt`` or the checkpoint is newer, e.g. a run killed or resumed after it finished once);
 3. a path to such a ``.pt`` file.
 
 The super-net is rebuilt from the run's own config (space section + ``train`` objective settings); the
@@ -81,6 +82,10 @@ def load_supernet_from_run(run_dir: str | Path, *, config: Optional[Any] = None,
         from ..common.checkpoint import find_latest
 
         latest = find_latest(path)
+        final = path / STATE_DICT_FILE
+        if latest is not None and final.is_file() and \
+                final.stat().st_mtime >= (latest[0] / STATE_DICT_FILE).stat().st_mtime:
+            latest = None  # the run's final weights, written after its newest checkpoint
         if latest is not None:
             ck_dir, manifest = latest
             weights = ck_dir / STATE_DICT_FILE
@@ -88,6 +93,8 @@ def load_supernet_from_run(run_dir: str | Path, *, config: Optional[Any] = None,
                 from ..config.loader import parse_experiment
 
                 own = parse_experiment(manifest["config"])
+            else:
+                own = _folder_config(path)
         else:
             weights = path / STATE_DICT_FILE
             own = _folder_config(path)

@@ -249,3 +249,13 @@ def test_load_supernet_from_training_checkpoint(tmp_path):
         assert torch.equal(v, w), k
     with pytest.raises(ConfigError, match="trained on space"):
         load_supernet_from_run(tmp_path, config=parse_experiment({"space": {"name": "nasbench_macro"}}))
+    # final weights at the run root win when newer than the latest checkpoint, and lose when older
+    import os
+
+    torch.save(old.state_dict(), tmp_path / "supernet.pt")
+    ck = tmp_path / "checkpoints" / "step00000007" / "supernet.pt"
+    os.utime(tmp_path / "supernet.pt", (ck.stat().st_mtime + 10,) * 2)
+    first = next(iter(old.state_dict()))
+    assert torch.equal(load_supernet_from_run(tmp_path, config=cfg).state_dict()[first], old.state_dict()[first])
+    os.utime(tmp_path / "supernet.pt", (ck.stat().st_mtime - 10,) * 2)
+    assert torch.equal(load_supernet_from_run(tmp_path, config=cfg).state_dict()[first], new.state_dict()[first])
