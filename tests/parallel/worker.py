@@ -1,63 +1,84 @@
-"""One rank of a layer-parallel test run (started by tests/parallel/*.py with RANK/WORLD_SIZE/MASTER_* set).
+"""One rank of layer-parallel test runs (started by tests/parallel/launch.py with RANK/WORLD_SIZE/MASTER_* set).
 
-Usage: python -m tests.parallel.worker OUT_DIR STRATEGY STEPS [--lag L] [--every K] [--dp D]
-       [--ckpt-every N] [--resume] [--max-steps N] [--sleep-after S] [--timeout T]
-Writes OUT_DIR/rank<r>.pt: the owned units' state dicts, the per-step metrics and the replica wait time.
+Usage: python -m tests.parallel.worker OUT_DIR JOB [JOB ...]
+A JOB is ``name=<dir>,strategy=<s>,steps=<n>[,lag=L][,every=K][,dp=D][,ckpt_every=N][,max_steps=N]
+[,resume=<ckpt job dir>][,sleep=S][,timeout=T]``. Jobs run one after another in one process group (start-up
+is the expensive part on a loaded 2-core machine), each with a freshly built super-net. Each writes
+OUT_DIR/<name>/rank<r>.pt: the owned units' state dicts, per-step metrics, wait times. ``started<r>`` is
+touched in OUT_DIR after the first step (kill tests wait for it).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import torch
 
+DEFAULTS = {"strategy": "greedy", "steps": "6", "lag": "1", "every": "1", "dp": "1", "groups": "0.1-2.3",
+            "ckpt_every": "0", "max_steps": "", "resume": "", "sleep": "0", "timeout": "60"}
 
-def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("out")
-    p.add_argument("strategy")
-    p.add_argument("steps", type=int)
-    p.add_argument("--lag", type=int, default=1)
-    p.add_argument("--every", type=int, default=1)
-    p.add_argument("--dp", type=int, default=1)
-    p.add_argument("--groups", default="0,1|2,3")
-    p.add_argument("--ckpt-every", type=int, default=0)
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--sleep-after", type=float, default=0.0, help="sleep this long per step (kill tests)")
-    p.add_argument("--timeout", type=float, default=60.0)
-    a = p.parse_args()
-    torch.set_num_threads(1)
-    import torch.distributed as td
 
+def parse_job(text: str) -> dict[str, str]:
+    """``k=v,k=v`` with the defaults above; unknown keys are an error."""
+    job = dict(DEFAULTS)
+    for kv in text.split(","):
+        k, _, v = kv.partition("=")
+        if k not in DEFAULTS and k != "name":
+            raise SystemExit(f"worker: unknown job key {k!r}")
+        job[k] = v
+    if "name" not in job:
+        raise SystemExit(f"worker: job {text!r} has no name")
+    return job
+
+
+def run_job(out: Path, job: dict[str, str]) -> None:
+    """Train one job on this rank and write its result file."""
     from lwsl_ds.parallel import LayerParallelTrainer, ParallelConfig
     from lwsl_ds.strategies import get_strategy
     from tests.engines.harness import batches, ds_config, tiny_net
 
-    td.init_process_group("gloo", timeout=timedelta(seconds=a.timeout))
-    rank = td.get_rank()
-    groups = [[int(i) for i in g.split(",")] for g in a.groups.split("|")]
-    net = tiny_net()
-    cfg = ParallelConfig(mode="layer", data_parallel=a.dp, replica_lag=a.lag, replica_refresh_every=a.every,
-                         timeout_s=a.timeout)
-    trainer = LayerParallelTrainer(net, get_strategy(a.strategy), ds_config(0), layer_groups=groups, parallel=cfg,
-                                   seed=0, total_steps=10)
-    ckpt = os.path.join(a.out, "ckpt")
-    start = trainer.load(ckpt) if a.resume else 0
-    data = batches(a.steps, rank=trainer.topo.data_rank)[start:] if trainer.topo.is_first else None
-    hook = (lambda s, o: time.sleep(a.sleep_after)) if a.sleep_after else None
-    outs = trainer.train(data, start_step=start, max_steps=a.max_steps, checkpoint_every=a.ckpt_every,
-                         ckpt_dir=ckpt, on_step=hook)
+    groups = [[int(i) for i in g.split(".")] for g in job["groups"].split("-")]
+    cfg = ParallelConfig(mode="layer", data_parallel=int(job["dp"]), replica_lag=int(job["lag"]),
+                         replica_refresh_every=int(job["every"]), timeout_s=float(job["timeout"]))
+    trainer = LayerParallelTrainer(tiny_net(), get_strategy(job["strategy"]), ds_config(0), layer_groups=groups,
+                                   parallel=cfg, seed=0, total_steps=10)
+    rank = trainer.topo.rank
+    start = trainer.load(out / job["resume"] / "ckpt") if job["resume"] else 0
+    steps = int(job["steps"])
+    data = batches(steps, rank=trainer.topo.data_rank)[start:] if trainer.topo.is_first else None
+    sleep = float(job["sleep"])
+
+    def on_step(step: int, _out) -> None:
+        if step == start:
+            (out / f"started{rank}").touch()
+        if sleep:
+            time.sleep(sleep)
+
+    d = out / job["name"]
+    outs = trainer.train(data, start_step=start, max_steps=int(job["max_steps"]) if job["max_steps"] else None,
+                         checkpoint_every=int(job["ckpt_every"]), ckpt_dir=d / "ckpt", on_step=on_step)
     g = trainer.topo.group
     state = {"units": {u.name: {k: v.clone() for k, v in u.module.state_dict().items()}
                        for u in trainer.plan.units[g]},
              "losses": [{k: float(v) for k, v in o.items()} for o in outs], "start": start,
              "replica_wait_s": trainer.replica_wait_s, "input_wait_s": trainer.wait_s}
-    torch.save(state, os.path.join(a.out, f"rank{rank}.pt"))
+    d.mkdir(parents=True, exist_ok=True)
+    torch.save(state, d / f"rank{rank}.pt")
+
+
+def main() -> int:
+    out, jobs = Path(sys.argv[1]), [parse_job(a) for a in sys.argv[2:]]
+    torch.set_num_threads(1)
+    import torch.distributed as td
+
+    timeout = max(float(j["timeout"]) for j in jobs)
+    td.init_process_group("gloo", timeout=timedelta(seconds=timeout))
+    for job in jobs:
+        run_job(out, job)
     td.destroy_process_group()
     return 0
 
