@@ -1,0 +1,156 @@
+"""Super-net training: spos, greedy (Alg. 1) or non-greedy (Alg. 2), one DeepSpeed engine per layer group.
+
+Launch lines (the same script everywhere; CPU ranks use gloo, GPUs NCCL)::
+
+    deepspeed --num_gpus 2 launchers/train.py --ds_config ds_configs/train_cpu.json --config configs/train_demo.yaml
+    torchrun --standalone --nproc_per_node 2 launchers/train.py --ds_config ds_configs/train_cpu.json \\
+        --config configs/train_demo.yaml train.strategy=greedy
+    python launchers/train.py --ds_config ds_configs/train_cpu.json --config configs/train_demo.yaml train.max_steps=20
+    python launchers/train.py ... --resume        # continue the run in <run_root>/<name> from its latest checkpoint
+
+Outputs in the run directory ``<run_root>/<name>``: ``config.yaml``, ``ds_config.json``, ``metrics.jsonl``,
+``train.log``, ``checkpoints/<tag>/`` (every engine, manifest, RNG) and ``supernet.pt`` (final weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command line: --ds_config, --config, overrides a.b=c, --resume, --backend, --local_rank."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--ds_config", required=True, help="DeepSpeed JSON (batch size, optimizer, ZeRO, precision)")
+    p.add_argument("--config", required=True, help="experiment YAML (space, data, train)")
+    p.add_argument("overrides", nargs="*", help="experiment overrides, e.g. train.strategy=greedy")
+    p.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
+    p.add_argument("--backend", choices=["deepspeed", "reference"], default="deepspeed",
+                   help="reference: plain torch optimizers (the oracle; for tests and benchmarks)")
+    p.add_argument("--local_rank", type=int, default=None, help="set by the deepspeed launcher")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, validate, build, train."""
+    args = parse_args(argv)
+    import dataclasses
+
+    import yaml
+
+    from lwsl_ds.config import load_experiment, to_dict
+    from lwsl_ds.config.ds_config import load_ds_config, micro_batch_size, validate_ds_config
+    from lwsl_ds.common.launch_env import detect
+
+    # ---- everything that can be wrong with the input fails here, before any process group or data
+    cfg = load_experiment(args.config, args.overrides)
+    ds = load_ds_config(args.ds_config)
+    env = detect()
+    validate_ds_config(ds, env.world_size, where=args.ds_config)
+
+    import torch
+
+    if not torch.cuda.is_available():  # CPU: split the cores between the ranks of this node
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", env.world_size))
+        torch.set_num_threads(cfg.train.threads or max(1, (os.cpu_count() or 1) // max(local, 1)))
+
+    from lwsl_ds.common.checkpoint import find_latest, load_rng, write_atomic
+    from lwsl_ds.common.dist import barrier, device, init_distributed, is_main, shutdown
+    from lwsl_ds.common.logging import setup_logging
+    from lwsl_ds.common.seeding import restore_rng_state, seed_everything
+    from lwsl_ds.data import build_loader
+    from lwsl_ds.engines import build_backend
+    from lwsl_ds.objectives import get_objective
+    from lwsl_ds.space import SuperNet, load_space
+    from lwsl_ds.strategies import get_strategy
+    from lwsl_ds.strategies.hooks import CheckpointHook, FaultHook, MetricsHook, ProgressHook
+    from lwsl_ds.strategies.loop import Trainer
+
+    env = init_distributed()
+    run_dir = Path(cfg.run_root) / cfg.name
+    log = setup_logging(env.rank, run_dir / "train.log")
+    latest = find_latest(run_dir)
+    if latest is not None and not args.resume:
+        raise SystemExit(f"{run_dir} already holds checkpoints (latest {latest[0].name}); pass --resume to "
+                         "continue it, or choose another name= / run_root=")
+    if args.resume and latest is None:
+        log.warning("--resume: no checkpoint in %s, starting from scratch", run_dir)
+
+    space = load_space(cfg.space.name, cfg.space.resolution, cfg.space.num_classes)
+    data_cfg = cfg.data if cfg.data.resolution is not None else dataclasses.replace(cfg.data,
+                                                                                    resolution=space.resolution)
+    t = cfg.train
+    seed = cfg.seed * 1000 + t.seed
+    views = 2 if t.objective == "infonce" else 1
+    loader = build_loader(data_cfg, "train", batch_size=micro_batch_size(ds, env.world_size), augment="train",
+                          views=views, rank=env.rank, world_size=env.world_size, local_rank=env.local_rank,
+                          seed=cfg.seed, drop_last=True)
+    if cfg.space.num_classes is None and t.objective == "ce" and loader.num_classes != space.num_classes:
+        space = space.with_overrides(num_classes=loader.num_classes)
+    objective = get_objective(t.objective, space.num_classes, proj_dim=t.proj_dim, temperature=t.temperature,
+                              mlp=t.mlp_decoder, label_smoothing=t.label_smoothing)
+    seed_everything(seed)  # identical initial weights on every rank
+    net = SuperNet(space, objective).to(device())
+    strategy = get_strategy(t.strategy, layer_input_init=t.layer_input_init)
+    total = len(loader) * t.epochs if t.max_steps is None else min(t.max_steps, len(loader) * t.epochs)
+    backend = build_backend(args.backend, net, strategy, ds, layer_groups=t.layer_groups, auto_groups=t.auto_groups,
+                            auto_cost=t.auto_cost, total_steps=total, group_overrides=t.group_overrides,
+                            job_name=cfg.name, monitor_dir=run_dir / "monitor")
+    log.info("%s super-net, %s strategy, %s objective, %d rank(s), %d steps of %d images/rank\n%s",
+             space.name, t.strategy, t.objective, env.world_size, total, micro_batch_size(ds, env.world_size),
+             backend.plan.describe())
+
+    start = 0
+    if args.resume and latest is not None:
+        ck_dir, manifest = latest
+        backend.load(ck_dir, manifest["tag"])
+        loader.load_state_dict(manifest["data"])
+        start = int(manifest["step"])
+        rng = load_rng(ck_dir, env.rank)
+        if rng is not None:
+            restore_rng_state(rng)
+        log.info("resumed from %s (step %d)", ck_dir, start)
+    elif is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        write_atomic(run_dir / "ds_config.json", json.dumps(ds, indent=1))
+    barrier()
+
+    def manifest(tr: Trainer) -> dict:
+        return {"step": tr.step, "epoch": tr.step // tr.steps_per_epoch, "total_steps": tr.total_steps,
+                "data": loader.state_dict(), "world_size": env.world_size, "backend": args.backend,
+                "strategy": t.strategy, "groups": backend.groups, "config": to_dict(cfg), "ds_config": ds}
+
+    hooks = [FaultHook(), MetricsHook(run_dir / "metrics.jsonl", t.log_every, is_main()),
+             CheckpointHook(run_dir, manifest, t.checkpoint_every, t.keep_checkpoints),
+             ProgressHook(t.progress and is_main() and sys.stderr.isatty())]
+    trainer = Trainer(net, strategy, backend, loader, seed=seed, total_steps=total, start_step=start, hooks=hooks,
+                      device=device(), world_size=env.world_size)
+    trainer.train()
+    if is_main():
+        tmp = run_dir / "supernet.pt.tmp"
+        torch.save(net.state_dict(), tmp)
+        os.replace(tmp, run_dir / "supernet.pt")
+        log.info("done: %d steps, super-net weights in %s", trainer.step, run_dir / "supernet.pt")
+    barrier()
+    shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    from lwsl_ds.config import ConfigError
+    from lwsl_ds.strategies.loop import NonFiniteLossError
+
+    try:
+        sys.exit(main())
+    except ConfigError as e:  # bad input: one clear line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except NonFiniteLossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(3)

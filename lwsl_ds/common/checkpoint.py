@@ -1,0 +1,110 @@
+"""Run-directory checkpoints: every engine under one tag, a manifest, per-rank RNG, atomic publication.
+
+Layout::
+
+    <run>/checkpoints/latest                 text: the tag of the newest complete checkpoint
+    <run>/checkpoints/step00000040/          one complete checkpoint (published by a rename)
+        manifest.json                        config, step, epoch, data position, world size, tag
+        rng_rank<r>.pt                       RNG states of rank r (tensors only: weights_only loading)
+        supernet.pt                          state_dict of the whole super-net (rank 0's buffers)
+        engine<g>/<tag>/...                  DeepSpeed checkpoint of layer group g (or reference.pt)
+
+Atomicity: everything is written into ``<tag>.tmp/``; after a barrier rank 0 renames it to ``<tag>`` and
+then replaces ``latest`` (write-to-temp + ``os.replace``). A process killed at any moment leaves either
+the old ``latest`` pointing at a complete directory, or the new one. Stale ``*.tmp`` folders are removed
+at the next save or resume. Needs a file system shared by all ranks (one node, or NFS/Lustre).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["save_checkpoint", "find_latest", "load_rng", "write_atomic", "fault_point"]
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file, fsync and rename."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def fault_point(name: str, step: int) -> None:
+    """Test-only fault injection: ``LWSL_FAULT=<name>@<step>`` SIGKILLs this process at that point."""
+    want = os.environ.get("LWSL_FAULT")
+    if want and want == f"{name}@{step}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _dist():
+    import torch.distributed as td
+
+    if td.is_available() and td.is_initialized():
+        return td.get_rank(), td.barrier
+    return 0, lambda: None
+
+
+def save_checkpoint(run_dir: str | Path, backend: Any, net: torch.nn.Module, manifest: dict[str, Any],
+                    rng_state: dict[str, Any], keep: int = 2) -> Path:
+    """Write one checkpoint of ``backend`` (call on every rank); returns the published directory."""
+    rank, barrier = _dist()
+    root = Path(run_dir) / "checkpoints"
+    tag = f"step{int(manifest['step']):08d}"
+    tmp, final = root / f"{tag}.tmp", root / tag
+    if rank == 0:
+        root.mkdir(parents=True, exist_ok=True)
+        for stale in root.glob("*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+        if final.exists():  # re-saving the same step (e.g. end of epoch == max_steps): replace it
+            shutil.rmtree(final)
+        tmp.mkdir(parents=True)
+    barrier()
+    backend.save(tmp, tag)
+    torch.save(rng_state, tmp / f"rng_rank{rank}.pt")
+    barrier()
+    fault_point("in_checkpoint", int(manifest["step"]))
+    if rank == 0:
+        torch.save(net.state_dict(), tmp / "supernet.pt")
+        write_atomic(tmp / "manifest.json", json.dumps({**manifest, "tag": tag}, indent=1, sort_keys=True))
+        os.replace(tmp, final)
+        write_atomic(root / "latest", tag + "\n")
+        done = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.endswith(".tmp")
+                      and (p / "manifest.json").is_file())
+        for old in done[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    barrier()
+    return final
+
+
+def find_latest(run_dir: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """(directory, manifest) of the newest complete checkpoint, or None when there is none."""
+    root = Path(run_dir) / "checkpoints"
+    latest = root / "latest"
+    candidates: list[Path] = []
+    if latest.is_file():
+        candidates.append(root / latest.read_text().strip())
+    if root.is_dir():  # fall back to any complete directory, newest first
+        candidates += sorted((p for p in root.iterdir() if p.is_dir() and not p.name.endswith(".tmp")),
+                             reverse=True)
+    for d in candidates:
+        m = d / "manifest.json"
+        if m.is_file():
+            return d, json.loads(m.read_text())
+    return None
+
+
+def load_rng(directory: str | Path, rank: int) -> dict[str, Any] | None:
+    """RNG states rank ``rank`` saved (None if that rank did not exist, e.g. a resume on more ranks)."""
+    p = Path(directory) / f"rng_rank{rank}.pt"
+    return torch.load(p, map_location="cpu", weights_only=True) if p.is_file() else None

@@ -1,0 +1,108 @@
+"""Hooks of the training loop: checkpoints, JSON-lines metrics + DeepSpeed monitors, progress bar."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..common.checkpoint import fault_point, save_checkpoint
+from ..common.logging import JsonlWriter, get_logger
+from ..common.seeding import capture_rng_state
+from .loop import HookBase, Trainer
+
+__all__ = ["CheckpointHook", "MetricsHook", "ProgressHook", "FaultHook"]
+
+
+class CheckpointHook(HookBase):
+    """Checkpoint every ``every`` steps (0: never mid-epoch), at every epoch end and after the last step."""
+
+    def __init__(self, run_dir: str | Path, manifest: Callable[[Trainer], dict[str, Any]], every: int = 0,
+                 keep: int = 2) -> None:
+        self.run_dir, self.manifest, self.every, self.keep = Path(run_dir), manifest, every, keep
+        self.last_saved = -1
+
+    def _save(self, t: Trainer) -> None:
+        if t.step == self.last_saved:
+            return
+        save_checkpoint(self.run_dir, t.backend, t.net, self.manifest(t), capture_rng_state(), keep=self.keep)
+        self.last_saved = t.step
+        get_logger().info("checkpoint at step %d", t.step)
+
+    def after_step(self, t: Trainer) -> None:  # noqa: D102
+        if self.every and t.step % self.every == 0:
+            self._save(t)
+
+    def after_epoch(self, t: Trainer) -> None:  # noqa: D102
+        self._save(t)
+
+    def after_train(self, t: Trainer) -> None:  # noqa: D102
+        self._save(t)
+
+
+class MetricsHook(HookBase):
+    """Every ``every`` steps (and the last): one JSON line on rank 0, events to each group's DeepSpeed monitor."""
+
+    def __init__(self, path: str | Path, every: int = 10, is_main: bool = True) -> None:
+        self.every, self.is_main = every, is_main
+        self.writer = JsonlWriter(path) if is_main else None
+        self.t0 = time.perf_counter()
+        self.images = 0
+
+    def after_step(self, t: Trainer) -> None:  # noqa: D102
+        self.images += t.images_per_s * t.last_step_s
+        if not (t.step % self.every == 0 or t.step == t.total_steps):
+            return
+        now = time.perf_counter()
+        rate = self.images / max(now - self.t0, 1e-9)
+        self.t0, self.images = now, 0
+        lr = t.backend.lr() if hasattr(t.backend, "lr") else None
+        rec = {"step": t.step, "epoch": t.epoch if t.step % t.steps_per_epoch else t.step // t.steps_per_epoch - 1,
+               "lr": lr, "images_per_s": round(rate, 2), **{k: round(v, 6) for k, v in t.metrics.items()}}
+        if self.writer is not None:
+            self.writer.write(rec)
+            get_logger().info("step %d/%d lr %.3g %.1f img/s %s", t.step, t.total_steps, lr or 0.0, rate,
+                              " ".join(f"{k}={v:.4f}" for k, v in t.metrics.items() if k.startswith("loss/")))
+        write = getattr(t.backend, "write_events", None)
+        if write is not None and self.is_main:
+            groups = t.backend.groups
+            for g, layers in enumerate(groups):
+                ev = [(f"train/{k}", v, t.step) for k, v in t.metrics.items()
+                      if any(k.endswith(f"layer{i}") for i in layers) or (g == 0 and k.endswith("stem"))
+                      or (g == len(groups) - 1 and k.endswith("head"))]
+                ev += [("train/lr", lr or 0.0, t.step), ("train/images_per_s", rate, t.step)]
+                write(ev, group=g)
+
+    def after_train(self, t: Trainer) -> None:  # noqa: D102
+        if self.writer is not None:
+            self.writer.close()
+
+
+class ProgressHook(HookBase):
+    """tqdm bar on rank 0 with the mean local loss."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled, self.bar = enabled, None
+
+    def before_train(self, t: Trainer) -> None:  # noqa: D102
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=t.total_steps, initial=t.step, desc="train", dynamic_ncols=True)
+
+    def after_step(self, t: Trainer) -> None:  # noqa: D102
+        if self.bar is not None:
+            losses = [v for k, v in t.metrics.items() if k.startswith("loss/")]
+            self.bar.set_postfix(loss=f"{sum(losses) / max(len(losses), 1):.3f}", refresh=False)
+            self.bar.update(1)
+
+    def after_train(self, t: Trainer) -> None:  # noqa: D102
+        if self.bar is not None:
+            self.bar.close()
+
+
+class FaultHook(HookBase):
+    """Test-only: ``LWSL_FAULT=after_step@<k>`` SIGKILLs the process right after step k (before its checkpoint)."""
+
+    def after_step(self, t: Trainer) -> None:  # noqa: D102
+        fault_point("after_step", t.step)

@@ -1,0 +1,127 @@
+"""The super-net training loop: data -> strategy step -> metric reduction -> hooks (detectron2-style).
+
+The loop knows nothing about checkpoints, logging or progress bars; hooks do (see hooks.py). It reduces
+each step's per-layer metrics across ranks once (one small all-reduce, one device sync) and stops the run
+with :class:`NonFiniteLossError` naming the layer and step before any hook could checkpoint the bad state.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable
+
+import torch
+
+from ..space import SuperNet
+from .base import NULL_TRACKER, Strategy, Tracker, UpdateBackend, step_rng
+
+__all__ = ["Trainer", "HookBase", "NonFiniteLossError", "reduce_metrics"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """A local loss became NaN or infinite; the message names the layer and the step."""
+
+
+class HookBase:
+    """Override what you need; every method receives the trainer."""
+
+    def before_train(self, trainer: "Trainer") -> None:
+        """Called once before the first step."""
+
+    def after_step(self, trainer: "Trainer") -> None:
+        """Called after every step; ``trainer.metrics`` holds the step's reduced metrics."""
+
+    def after_epoch(self, trainer: "Trainer") -> None:
+        """Called when an epoch of the loader is exhausted."""
+
+    def after_train(self, trainer: "Trainer") -> None:
+        """Called once after the last step (not after an exception)."""
+
+
+def reduce_metrics(out: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Mean of every scalar metric over ranks (one all-reduce), as floats."""
+    import torch.distributed as td
+
+    keys = sorted(k for k, v in out.items() if v.dim() == 0)
+    if not keys:
+        return {}
+    vec = torch.stack([out[k].detach().float() for k in keys])
+    if td.is_available() and td.is_initialized() and td.get_world_size() > 1:
+        td.all_reduce(vec)
+        vec = vec / td.get_world_size()
+    return dict(zip(keys, vec.tolist()))
+
+
+def _order(key: str) -> int:
+    """Network order of a metric key: stem, layer 0..n-1, head."""
+    name = key.split("/", 1)[1]
+    return -1 if name == "stem" else int(name[5:]) if name.startswith("layer") else 10 ** 6
+
+
+def _where(key: str) -> str:
+    """'loss/layer3' -> 'layer 3', 'loss/stem' -> 'the stem', 'loss/head' -> 'the head'."""
+    name = key.split("/", 1)[1]
+    return f"layer {name[5:]}" if name.startswith("layer") else f"the {name}"
+
+
+class Trainer:
+    """Runs ``strategy`` over ``loader`` from ``start_step`` to ``total_steps``, calling hooks."""
+
+    def __init__(self, net: SuperNet, strategy: Strategy, backend: UpdateBackend, loader: Any, *, seed: int,
+                 total_steps: int, start_step: int = 0, hooks: Iterable[HookBase] = (),
+                 tracker: Tracker = NULL_TRACKER, device: torch.device | str = "cpu", world_size: int = 1) -> None:
+        self.net, self.strategy, self.backend, self.loader = net, strategy, backend, loader
+        self.seed, self.total_steps, self.step = seed, total_steps, start_step
+        self.hooks = list(hooks)
+        self.tracker, self.device, self.world_size = tracker, torch.device(device), world_size
+        self.steps_per_epoch = len(loader)
+        self.metrics: dict[str, float] = {}
+        self.images_per_s = 0.0
+        self.last_step_s = 0.0
+
+    @property
+    def epoch(self) -> int:
+        """Epoch of the next step."""
+        return self.step // self.steps_per_epoch
+
+    def _batch(self, images: Any, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(images, (list, tuple)):  # two views -> stacked [v1; v2] (2B rows), as objectives expect
+            images = torch.cat(list(images), 0)
+        return images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True).long()
+
+    def train(self) -> None:
+        """The loop. Raises NonFiniteLossError on a NaN/inf local loss."""
+        for h in self.hooks:
+            h.before_train(self)
+        self.net.train()
+        while self.step < self.total_steps:
+            epoch = self.epoch
+            self.loader.set_epoch(epoch)
+            t0 = time.perf_counter()
+            for images, labels in self.loader:
+                x, y = self._batch(images, labels)
+                out = self.strategy.step(self.net, x, y, self.backend, step_rng(self.seed, self.step), self.tracker)
+                self.metrics = reduce_metrics(out)  # also the per-step sync point
+                bad = sorted((k for k, v in self.metrics.items() if k.startswith("loss/") and not _finite(v)),
+                             key=_order)
+                if bad:
+                    raise NonFiniteLossError(f"non-finite loss ({self.metrics[bad[0]]}) at {_where(bad[0])} in step "
+                                             f"{self.step} (epoch {epoch}); stopping, the last checkpoint is intact")
+                self.step += 1
+                t1 = time.perf_counter()
+                self.last_step_s = t1 - t0
+                self.images_per_s = y.shape[0] * self.world_size / max(self.last_step_s, 1e-9)
+                t0 = t1
+                for h in self.hooks:
+                    h.after_step(self)
+                if self.step >= self.total_steps or self.step % self.steps_per_epoch == 0:
+                    break
+            if self.step % self.steps_per_epoch == 0:
+                for h in self.hooks:
+                    h.after_epoch(self)
+        for h in self.hooks:
+            h.after_train(self)
+
+
+def _finite(v: float) -> bool:
+    return v == v and v not in (float("inf"), float("-inf"))
