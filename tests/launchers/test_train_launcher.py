@@ -137,3 +137,29 @@ def test_non_finite_loss_stops_naming_layer_and_step_keeping_checkpoint(tmp_path
         Trainer(net, s, b, loader, seed=0, total_steps=4, hooks=[hook]).train()
     d, manifest = find_latest(tmp_path)
     assert manifest["step"] == 2 and (d / "reference.pt").is_file()
+
+
+@pytest.mark.multirank
+@pytest.mark.slow
+def test_deepspeed_cli_two_ranks_gloo(tmp_path):
+    """`deepspeed --num_gpus 2 launchers/train.py ...` on CPU: 2 gloo ranks, one run dir, per-rank ZeRO states."""
+    import shutil
+
+    from lwsl_ds.common.launch_env import free_port
+
+    ds_cli = shutil.which("deepspeed", path=str(Path(PY).parent)) or "deepspeed"
+    cmd = [ds_cli, "--num_gpus", "2", "--master_port", str(free_port()), str(REPO / "launchers" / "train.py"),
+           "--ds_config", str(_ds(tmp_path)), "--config", str(REPO / "configs" / "train_demo.yaml"),
+           f"run_root={tmp_path / 'runs'}", "name=two", "space.resolution=16", "data.max_per_class=8",
+           "data.num_workers=0", "train.max_steps=2", "train.strategy=greedy", "train.layer_groups=auto"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "LWSL_FAULT"):
+        env.pop(k, None)
+    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    ck = tmp_path / "runs" / "two" / "checkpoints" / "step00000002"
+    manifest = json.loads((ck / "manifest.json").read_text())
+    assert manifest["world_size"] == 2 and len(manifest["groups"]) == 2
+    assert (ck / "rng_rank1.pt").is_file()
+    assert sorted(p.name for p in (ck / "engine1" / "step00000002").glob("zero_pp_rank_*optim_states.pt")) == [
+        "zero_pp_rank_0_mp_rank_00_optim_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"]
