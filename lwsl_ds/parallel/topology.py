@@ -71,6 +71,7 @@ class Comms:
     """
 
     dp: Any
+    solo: Any = None        # this rank alone (DeepSpeed's "model parallel" group of size 1)
     fwd_in: Any = None      # from (g-1, d)
     fwd_out: Any = None     # to (g+1, d)
     replica_in: Any = None  # from (g+1, d): refreshed weights of its first layer
@@ -82,6 +83,10 @@ def build_comms(topo: Topology) -> Comms:
     import torch.distributed as td
 
     mine: dict[str, Any] = {}
+    for r in range(topo.world_size):  # one-rank groups: DeepSpeed's model-parallel group (size 1)
+        pg = td.new_group([r])
+        if r == topo.rank:
+            mine["solo"] = pg
     for g in range(topo.groups):  # data-parallel groups
         pg = td.new_group(topo.group_ranks(g))
         if g == topo.group:

@@ -72,7 +72,7 @@ class LayerParallelTrainer:
                  layer_groups="auto", auto_groups: int | None = None, auto_cost: str = "flops",
                  parallel: ParallelConfig = ParallelConfig(mode="layer"), seed: int = 0, total_steps: int = 1,
                  group_overrides: Mapping[Any, Mapping[str, Any]] | None = None, batch_size: int | None = None,
-                 release: bool = True) -> None:
+                 release: bool = True, backend: str = "reference", job_name: str = "train") -> None:
         import torch.distributed as td
 
         from ..config.ds_config import micro_batch_size
@@ -98,8 +98,17 @@ class LayerParallelTrainer:
         self.comms = build_comms(self.topo)
         g = self.topo.group
         self.layers = self.plan.groups[g]
-        self.backend = StageBackend(self.plan, g, ds_config, total_steps=total_steps,
-                                    group_overrides=group_overrides, dp_group=self.comms.dp)
+        if backend == "deepspeed":
+            from .ds_stage import DeepSpeedStageBackend
+
+            self.backend: Any = DeepSpeedStageBackend(self.plan, g, ds_config, dp_group=self.comms.dp,
+                                                      solo_group=self.comms.solo, total_steps=total_steps,
+                                                      group_overrides=group_overrides, job_name=job_name)
+        elif backend == "reference":
+            self.backend = StageBackend(self.plan, g, ds_config, total_steps=total_steps,
+                                        group_overrides=group_overrides, dp_group=self.comms.dp)
+        else:
+            raise ValueError(f"unknown backend {backend!r}; choose 'deepspeed' or 'reference'")
         self.batch = batch_size or micro_batch_size(ds_config, 1)
         self.views = net.objective.views
         non_greedy = strategy.name == "non_greedy"

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 DEFAULTS = {"strategy": "greedy", "steps": "6", "lag": "1", "every": "1", "dp": "1", "groups": "0.1-2.3",
-            "ckpt_every": "0", "max_steps": "", "resume": "", "sleep": "0", "timeout": "60"}
+            "ckpt_every": "0", "max_steps": "", "resume": "", "sleep": "0", "timeout": "60", "backend": "reference", "zero": "0", "mode": "layer"}
 
 
 def parse_job(text: str) -> dict[str, str]:
@@ -35,8 +35,28 @@ def parse_job(text: str) -> dict[str, str]:
     return job
 
 
+def run_sync(out: Path, job: dict[str, str]) -> None:
+    """mode=sync: the synchronous data-parallel oracle (reference backend, every rank every layer)."""
+    import torch.distributed as td
+
+    from lwsl_ds.engines import ReferenceBackend
+    from lwsl_ds.strategies import get_strategy, step_rng
+    from tests.engines.harness import batches, ds_config, tiny_net
+
+    net, strat, rank = tiny_net(), get_strategy(job["strategy"]), td.get_rank()
+    groups = [[int(i) for i in g.split(".")] for g in job["groups"].split("-")]
+    backend = ReferenceBackend(net, strat, ds_config(0), layer_groups=groups, total_steps=10)
+    for t, (x, y) in enumerate(batches(int(job["steps"]), rank=rank)):
+        strat.step(net, x, y, backend, step_rng(0, t))
+    d = out / job["name"]
+    d.mkdir(parents=True, exist_ok=True)
+    torch.save({"net": net.state_dict()}, d / f"rank{rank}.pt")
+
+
 def run_job(out: Path, job: dict[str, str]) -> None:
     """Train one job on this rank and write its result file."""
+    if job["mode"] == "sync":
+        return run_sync(out, job)
     from lwsl_ds.parallel import LayerParallelTrainer, ParallelConfig
     from lwsl_ds.strategies import get_strategy
     from tests.engines.harness import batches, ds_config, tiny_net
@@ -44,8 +64,8 @@ def run_job(out: Path, job: dict[str, str]) -> None:
     groups = [[int(i) for i in g.split(".")] for g in job["groups"].split("-")]
     cfg = ParallelConfig(mode="layer", data_parallel=int(job["dp"]), replica_lag=int(job["lag"]),
                          replica_refresh_every=int(job["every"]), timeout_s=float(job["timeout"]))
-    trainer = LayerParallelTrainer(tiny_net(), get_strategy(job["strategy"]), ds_config(0), layer_groups=groups,
-                                   parallel=cfg, seed=0, total_steps=10)
+    trainer = LayerParallelTrainer(tiny_net(), get_strategy(job["strategy"]), ds_config(int(job["zero"])),
+                                   layer_groups=groups, parallel=cfg, seed=0, total_steps=10, backend=job["backend"])
     rank = trainer.topo.rank
     start = trainer.load(out / job["resume"] / "ckpt") if job["resume"] else 0
     steps = int(job["steps"])
