@@ -1,0 +1,55 @@
+"""The memory report command and the memory config section."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from lwsl_ds.config.schema import ConfigError, from_dict
+from lwsl_ds.config.sections.memory import MemoryConfig
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "profiling"))
+
+
+def test_report_writes_table_json_and_charts(tmp_path: Path) -> None:
+    import memory_report
+
+    rc = memory_report.main(["--space", "demo", "--resolution", "16", "--batch", "4", "--balance", "off",
+                             "--out", str(tmp_path)])
+    assert rc == 0
+    doc = json.loads((tmp_path / "report.json").read_text())
+    res = doc["results"]["4"]
+    assert set(res) == {"spos", "greedy", "non_greedy"}
+    assert res["spos"]["pct_of_spos"]["activations"] == pytest.approx(100.0)
+    assert res["greedy"]["pct_of_spos"]["activations"] < 100.0
+    # the device-level view adds the same fixed overhead everywhere, so its ratios are closer to 100%
+    assert res["greedy"]["pct_of_spos"]["device"] > res["greedy"]["pct_of_spos"]["with_states"]
+    assert "skipped" in res["spos"]["measured"] or "measured_peak_bytes" in res["spos"]["measured"]
+    for s in ("spos", "greedy", "non_greedy"):
+        assert (tmp_path / f"layers_{s}_b4.png").stat().st_size > 1000
+    assert "| greedy |" in (tmp_path / "report.md").read_text()
+
+
+def test_report_rejects_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import memory_report
+
+    assert memory_report.main(["--space", "demo", "--strategies", "spoz", "--out", str(tmp_path)]) == 2
+    assert "spoz" in capsys.readouterr().err
+    assert memory_report.main(["--space", "demo", "--groups", "9", "--out", str(tmp_path)]) == 2
+    assert "--groups" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad,needle", [({"strategies": ["sgd"]}, "memory.strategies"),
+                                        ({"balance": "explicit"}, "memory.micro_batches"),
+                                        ({"micro_batches": {0: 2}}, "balance: explicit"),
+                                        ({"balance": "explicit", "micro_batches": {-2: 2}}, "layer -2"),
+                                        ({"batch_sizes": [0]}, "memory.batch_sizes"),
+                                        ({"floor_factor": 0.5}, "floor_factor")])
+def test_memory_config_errors_name_the_key(bad: dict, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        from_dict(MemoryConfig, bad, "memory")
+    assert from_dict(MemoryConfig, {"balance": "explicit", "micro_batches": {-1: 4}}).micro_batches == {-1: 4}
