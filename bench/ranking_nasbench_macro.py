@@ -227,12 +227,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="override the budget's epochs (same for all)")
     p.add_argument("--train-per-class", type=int, default=None, help="override the budget's training images "
                                                                      "per class (same for all)")
+    p.add_argument("--checkpoint-every", type=int, default=None, help="override the steps between checkpoints "
+                                                                      "(Fig. 1 points; 0 = epoch ends only)")
     args = p.parse_args(argv)
     budget = BUDGETS[args.budget]
     if args.epochs:
         budget = replace(budget, epochs=args.epochs)
     if args.train_per_class:
         budget = replace(budget, train_per_class=args.train_per_class)
+    if args.checkpoint_every is not None:
+        budget = replace(budget, checkpoint_every=args.checkpoint_every)
     out = Path(args.out or REPO / "runs" / "bench" / f"ranking_nasbench_macro_{args.budget}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "results.json"
