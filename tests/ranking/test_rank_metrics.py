@@ -90,3 +90,14 @@ def test_pipeline_perfect_and_reversed_predictors_on_nasbench(tmp_path, shared_d
     assert len(doc["rows"]) == 40 and doc["meta"]["keys"].startswith("3969 canonical")
     assert all(r["arch"] == canonical_key(r["arch"]) for r in doc["rows"])
     assert (tmp_path / "good" / "ranking_scatter.png").stat().st_size > 1000
+
+
+def test_importing_ranking_stays_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, lwsl_ds.ranking, lwsl_ds.config.sections.rank; "
+            "print(sorted(m for m in ('scipy', 'matplotlib', 'deepspeed') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=__import__("pathlib").Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "[]"
