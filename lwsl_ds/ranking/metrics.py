@@ -5,7 +5,6 @@ scipy is imported here only (inside the functions), so ``import lwsl_ds`` stays 
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
@@ -113,7 +112,3 @@ def correlations(pred: Sequence[float], truth: Sequence[float], *, top_k: Sequen
                                    confidence=confidence, seed=seed)
     return out
 
-
-def finite(x: float) -> bool:
-    """True for a real number (not NaN / inf)."""
-    return isinstance(x, (int, float)) and math.isfinite(x)

@@ -9,7 +9,7 @@ import pytest
 from lwsl_ds.config import ConfigError
 from lwsl_ds.ranking import (canonical_arch, canonical_key, kendall_tau, load_nasbench_macro, load_truth,
                              load_truth_file, spearman_rho)
-from lwsl_ds.space import Arch, all_archs, load_space
+from lwsl_ds.space import all_archs, load_space
 
 
 @pytest.fixture(scope="module")
