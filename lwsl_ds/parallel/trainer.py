@@ -251,10 +251,12 @@ class LayerParallelTrainer:
         torch.save(self.state_dict(), tmp)
         os.replace(tmp, d / f"rank{r}.pt")
         (d / f"rank{r}.done").write_text(str(self.step_count))
-        self._prune(Path(ckpt_dir), keep)
+        self.prune(Path(ckpt_dir), keep)
         return d
 
-    def _prune(self, ckpt_dir: Path, keep: int) -> None:
+    def prune(self, ckpt_dir: str | Path, keep: int) -> None:
+        """Delete this rank's files of tags older than the ``keep`` newest complete tags (and emptied folders)."""
+        ckpt_dir = Path(ckpt_dir)
         world = self.topo.world_size
         tags = sorted((int(m.group(1)), p) for p in ckpt_dir.iterdir() if (m := TAG.match(p.name)))
         complete = [s for s, p in tags if all((p / f"rank{q}.done").exists() for q in range(world))]
@@ -266,6 +268,10 @@ class LayerParallelTrainer:
             if s < floor:
                 for f in (p / f"rank{r}.pt", p / f"rank{r}.done"):
                     f.unlink(missing_ok=True)
+                try:
+                    p.rmdir()  # the last rank to delete its files removes the folder
+                except OSError:
+                    pass
 
     def load(self, ckpt_dir: str | Path, tag: str | None = None) -> int:
         """Restore this rank from ``tag`` (default: the newest complete one); returns the step to resume at."""
