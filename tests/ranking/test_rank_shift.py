@@ -59,3 +59,29 @@ def test_deeper_layer_uses_a_seeded_prefix(supernet):
     assert a.prefix is not None and len(a.prefix) == 8 and a.matrix == b.matrix
     with pytest.raises(ValueError, match="layer 8 is out of range"):
         representation_shift(supernet, _batches(), layer=8)
+
+
+def test_ranking_report_compares_runs(tmp_path, supernet):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from lwsl_ds.config.sections.rank import RankConfig
+    from lwsl_ds.ranking import GroundTruth, compare, write_report
+    from lwsl_ds.ranking.pipeline import run_shift
+    from lwsl_ds.space import Arch
+
+    archs = [Arch((i % 3, 1, 0, 1, 1, 0, 2, i // 3)) for i in range(9)]
+    truth = GroundTruth({a.key: float(i) for i, a in enumerate(archs)}, "toy")
+    for name, sign in (("good", 1), ("bad", -1)):
+        write_report(compare(archs, [sign * i for i in range(9)], truth, resamples=20), tmp_path / name / "rank")
+    run_shift(supernet, RankConfig(shift_images=4), _batches(), tmp_path / "good" / "rank")
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, str(repo / "profiling" / "ranking_report.py"), str(tmp_path / "good" / "rank"),
+                          str(tmp_path / "bad" / "rank"), "--out", str(tmp_path / "cmp")],
+                         capture_output=True, text=True, check=True, cwd=repo)
+    md = (tmp_path / "cmp" / "ranking_comparison.md").read_text()
+    assert "| good | 9 | 1.000" in md and "| bad | 9 | -1.000" in md and out.stdout.startswith("| run")
+    assert (tmp_path / "cmp" / "shift_comparison.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "good" / "rank" / "shift.json").read_text())["num_images"] == 4
