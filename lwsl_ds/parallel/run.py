@@ -153,13 +153,17 @@ def train_layer_parallel(cfg, ds: Mapping[str, Any], par: ParallelConfig, *, res
                   keep_checkpoints=t.keep_checkpoints, on_step=on_step)
     if metrics is not None:
         metrics.close()
-    _assemble(trainer, run_dir, space, objective, rank, data_rank)  # ends with a barrier: all tags complete
+    _assemble(trainer, run_dir, space, objective, rank, data_rank, seed)  # ends with a barrier: all tags complete
     trainer.prune(ckpt_dir, t.keep_checkpoints)
     return run_dir
 
 
-def _assemble(trainer, run_dir: Path, space, objective, rank: int, data_rank: int) -> None:
-    """Every group's data rank 0 writes its units; rank 0 joins them into ``supernet.pt``."""
+def _assemble(trainer, run_dir: Path, space, objective, rank: int, data_rank: int, seed: int) -> None:
+    """Every group's data rank 0 writes its units; rank 0 joins them into ``supernet.pt``.
+
+    The base is the initial super-net (same seed), so modules no group trains (non-greedy's stem decoder)
+    hold their initial weights, as in a synchronous run.
+    """
     import torch.distributed as td
 
     from ..space import SuperNet
@@ -172,6 +176,9 @@ def _assemble(trainer, run_dir: Path, space, objective, rank: int, data_rank: in
         torch.save(state, parts / f"group{trainer.topo.group}.pt")
     td.barrier()
     if rank == 0:
+        from ..common.seeding import seed_everything
+
+        seed_everything(seed)
         with torch.device("cpu"):
             full = SuperNet(space, objective)
         sd = full.state_dict()
