@@ -68,3 +68,22 @@ def test_rank_config_section_validates():
         parse_experiment({"rank": {"nasbench_keys": "some"}})
     with pytest.raises(ConfigError, match="rank.strata"):
         parse_experiment({"rank": {"num_archs": 4, "top_k": [2], "stratify": "flops", "strata": 5}})
+
+
+def test_csv_truth_for_another_space_uses_the_cost_table_floor(tmp_path, monkeypatch):
+    from lwsl_ds.config import parse_experiment
+    from lwsl_ds.ranking.pipeline import resolve_truth, run_ranking
+    from lwsl_ds.space import all_archs
+
+    monkeypatch.setenv("LWSL_DS_CACHE_DIR", str(tmp_path / "cache"))
+    demo = load_space("demo")
+    archs = list(all_archs(demo))[:30]
+    (tmp_path / "t.csv").write_text("arch,accuracy\n" + "".join(f"{a.key},{i}\n" for i, a in enumerate(archs)))
+    cfg = parse_experiment({"rank": {"truth": str(tmp_path / "t.csv"), "num_archs": 12, "top_k": [3], "bootstrap": 50,
+                                     "stratify": "flops", "strata": 3}}).rank
+    truth = resolve_truth(cfg, demo)
+    rep = run_ranking(demo, cfg, lambda a: truth.accuracy[a.key], None, truth=truth)
+    assert rep.metrics["kendall_tau"].value == pytest.approx(1.0) and len(rep.rows) == 12
+    assert "flops" in rep.floors and all(r["flops"] > 0 for r in rep.rows)  # fvcore cost table of the demo space
+    with pytest.raises(ConfigError, match="rank.truth: required for space 'demo'"):
+        resolve_truth(parse_experiment({}).rank, demo)
