@@ -2,8 +2,8 @@
 
 Three runs of the same work (super-net, strategy, batch per step, steps), 1 thread per rank:
 
-* ``single``: one rank, the synchronous step (reference backend).
-* ``dp2``: two ranks, data parallel (each its own batch, gradients averaged with gloo all-reduce).
+* ``single``: one rank, the synchronous step (DeepSpeed engine, ZeRO 0; ``--backend reference``: plain torch).
+* ``dp2``: two ranks, data parallel (each its own batch, gradients averaged by the engine over gloo).
 * ``lp2``: two ranks, layer parallel (``lwsl_ds.parallel``): rank g owns layer group g, boundaries from
   ``layer_groups: auto`` balanced by *measured* time per layer (lwsl_ds.parallel.balance).
 
@@ -44,12 +44,13 @@ def worker(a: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from lwsl_ds.engines import ReferenceBackend
+    from lwsl_ds.engines import build_backend
     from lwsl_ds.memory import build_net
     from lwsl_ds.strategies import get_strategy, step_rng
 
-    ds = {"train_micro_batch_size_per_gpu": a.batch, "gradient_clipping": 0.0,
-          "optimizer": {"type": "Adam", "params": {"lr": 0.01, "weight_decay": 4e-5, "adam_w_mode": False}}}
+    ds = {"train_micro_batch_size_per_gpu": a.batch, "gradient_clipping": 0.0, "steps_per_print": 10 ** 9,
+          "optimizer": {"type": "Adam", "params": {"lr": 0.01, "weight_decay": 4e-5, "adam_w_mode": False}},
+          "zero_optimization": {"stage": 0}}
     torch.manual_seed(0)
     net = build_net(a.space, "ce", "cpu", a.res)
     strategy = get_strategy(a.strategy)
@@ -57,26 +58,25 @@ def worker(a: argparse.Namespace) -> None:
     data = _batches(net.space, a.batch, a.steps, rank if a.mode == "dp2" else 0, 1)
     done: list[float] = []
     res: dict = {"mode": a.mode, "rank": rank}
-    if a.mode in ("single", "dp2"):
-        if a.mode == "dp2":
-            import torch.distributed as td
+    import torch.distributed as td
 
-            td.init_process_group("gloo")
-            td.barrier()
-        backend = ReferenceBackend(net, strategy, ds, total_steps=a.steps)
+    from lwsl_ds.common.dist import init_distributed
+
+    init_distributed(timeout_s=600)  # deepspeed comm over gloo (also for one rank: same engine code path)
+    if a.mode in ("single", "dp2"):
+        backend = build_backend(a.backend, net, strategy, ds, total_steps=a.steps)
+        td.barrier()
         for t, (x, y) in enumerate(data):
             strategy.step(net, x, y, backend, step_rng(0, t))
             done.append(time.time())
     else:
-        import torch.distributed as td
-
         from lwsl_ds.parallel import LayerParallelTrainer, ParallelConfig
         from lwsl_ds.parallel.balance import measured_groups
 
-        td.init_process_group("gloo")
         groups, secs = measured_groups(net, strategy, *data[0], 2, steps=2)
         tr = LayerParallelTrainer(net, strategy, ds, layer_groups=groups, total_steps=a.steps,
-                                  parallel=ParallelConfig(mode="layer", queue_depth=a.depth, timeout_s=600))
+                                  parallel=ParallelConfig(mode="layer", queue_depth=a.depth, timeout_s=600),
+                                  backend=a.backend)
         td.barrier()
         tr.train(data if tr.topo.is_first else None, on_step=lambda s, o: done.append(time.time()))
         res.update(groups=groups, layer_seconds=secs, input_wait_s=tr.wait_s, replica_wait_s=tr.replica_wait_s)
@@ -94,7 +94,8 @@ def launch(a: argparse.Namespace, mode: str, world: int) -> list[dict]:
         env = dict(os.environ, RANK=str(r), WORLD_SIZE=str(world), LOCAL_RANK=str(r), MASTER_ADDR="127.0.0.1",
                    MASTER_PORT=str(port), OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
         cmd = [sys.executable, __file__, "--worker", "--mode", mode, "--space", a.space, "--res", str(a.res),
-               "--batch", str(a.batch), "--steps", str(a.steps), "--strategy", a.strategy, "--depth", str(a.depth)]
+               "--batch", str(a.batch), "--steps", str(a.steps), "--strategy", a.strategy, "--depth", str(a.depth),
+               "--backend", a.backend]
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outs = [p.communicate()[0] for p in procs]
     if any(p.returncode for p in procs):
@@ -138,6 +139,8 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--strategy", default="non_greedy", choices=["greedy", "non_greedy"])
     p.add_argument("--depth", type=int, default=2, help="layer-parallel queue depth")
+    p.add_argument("--backend", default="deepspeed", choices=["deepspeed", "reference"],
+                   help="update backend of every mode (deepspeed: ZeRO 0 engines, the toolkit's default)")
     p.add_argument("--modes", default="single,dp2,lp2")
     p.add_argument("--out", default=None, help="write the JSON summary here")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

@@ -153,6 +153,8 @@ def train_layer_parallel(cfg, ds: Mapping[str, Any], par: ParallelConfig, *, res
                   keep_checkpoints=t.keep_checkpoints, on_step=on_step)
     if metrics is not None:
         metrics.close()
+    if trainer.step_count % every:  # the final state too, so a longer run can continue from it
+        trainer.save(ckpt_dir, f"step{trainer.step_count}", keep=t.keep_checkpoints)
     _assemble(trainer, run_dir, space, objective, rank, data_rank, seed)  # ends with a barrier: all tags complete
     trainer.prune(ckpt_dir, t.keep_checkpoints)
     return run_dir

@@ -257,6 +257,8 @@ class LayerParallelTrainer:
     def prune(self, ckpt_dir: str | Path, keep: int) -> None:
         """Delete this rank's files of tags older than the ``keep`` newest complete tags (and emptied folders)."""
         ckpt_dir = Path(ckpt_dir)
+        if not ckpt_dir.is_dir():
+            return
         world = self.topo.world_size
         tags = sorted((int(m.group(1)), p) for p in ckpt_dir.iterdir() if (m := TAG.match(p.name)))
         complete = [s for s, p in tags if all((p / f"rank{q}.done").exists() for q in range(world))]
