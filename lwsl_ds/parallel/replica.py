@@ -44,14 +44,15 @@ def flat_params(mods: list[nn.Module]) -> torch.Tensor:
 @torch.no_grad()
 def load_flat(mods: list[nn.Module], flat: torch.Tensor) -> None:
     """Copy a :func:`flat_params` vector back into the parameters of ``mods``."""
+    params = [p for m in mods for p in m.parameters()]
+    total = sum(p.numel() for p in params)
+    if total != flat.numel():
+        raise ValueError(f"replica: {flat.numel()} values received, {total} parameters to fill")
     off = 0
-    for m in mods:
-        for p in m.parameters():
-            n = p.numel()
-            p.copy_(flat[off:off + n].view_as(p))
-            off += n
-    if off != flat.numel():
-        raise ValueError(f"replica: {flat.numel()} values received, {off} parameters to fill")
+    for p in params:
+        n = p.numel()
+        p.copy_(flat[off:off + n].view_as(p))
+        off += n
 
 
 def needed_version(step: int, every: int, lag: int) -> int:

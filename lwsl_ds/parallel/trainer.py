@@ -199,8 +199,11 @@ class LayerParallelTrainer:
                                       step_rng(self.seed, step), before_last_layer=ensure)
                 self.backend.step()
                 if self.send is not None:
-                    self.send.send(pack(KIND_DATA, step, labels.shape[0], 0, [labels.to(torch.int64), nxt],
-                                        self.send.nbytes, self.device))
+                    # labels padded to the fixed batch: the layer input starts at a fixed offset
+                    padded = torch.zeros(self.batch, dtype=torch.int64, device=self.device)
+                    padded[:labels.shape[0]] = labels
+                    self.send.send(pack(KIND_DATA, step, labels.shape[0], 0, [padded, nxt], self.send.nbytes,
+                                        self.device))
                 del x, nxt
                 self.step_count = step + 1
                 if self.owner is not None:
