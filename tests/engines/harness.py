@@ -57,6 +57,16 @@ def train(kind: str, strategy: str, cfg: dict, steps: int = 3, *, layer_groups="
     """Train a fresh tiny net for ``steps`` steps with backend ``kind``; returns (net, backend, outputs)."""
     from lwsl_ds.engines import build_backend
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: a second thread only adds contention on a busy 2-core machine
+    try:
+        return _train(kind, strategy, cfg, steps, layer_groups=layer_groups, objective=objective, rank=rank,
+                      seed=seed, net=net, build_backend=build_backend, **kw)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(kind, strategy, cfg, steps, *, layer_groups, objective, rank, seed, net, build_backend, **kw):
     net = net if net is not None else tiny_net(objective)
     strat = get_strategy(strategy)
     backend = build_backend(kind, net, strat, copy.deepcopy(cfg), layer_groups=layer_groups, total_steps=10, **kw)

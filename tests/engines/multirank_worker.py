@@ -37,7 +37,7 @@ def main() -> None:
     env = init_distributed()
     results = {}
     cases = [(s, st, "single", sgd) for s in ("spos", "greedy", "non_greedy") for st in (0, 1, 2)]
-    cases += [("spos", 2, "single", ds_config), ("non_greedy", 2, "per_layer", sgd), ("spos", 1, "per_layer", ds_config)]
+    cases += [("spos", 0, "single", ds_config), ("non_greedy", 2, "per_layer", sgd), ("spos", 1, "per_layer", sgd)]
     for strategy, stage, groups, make in cases:
         ref, _, _ = train("reference", strategy, make(0), steps=3, rank=env.rank, layer_groups=groups)
         ds, _, _ = train("deepspeed", strategy, make(stage), steps=3, rank=env.rank, layer_groups=groups)

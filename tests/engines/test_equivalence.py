@@ -1,9 +1,10 @@
 """DeepSpeed engines vs the plain-PyTorch reference, 1 rank: same batches, same sampled choices, same params.
 
 SGD (momentum, weight decay) gives a tight comparison for every ZeRO stage. With Adam, ZeRO 0 is bit-exact;
-ZeRO 1/2 keep parameters in flat buffers, which changes CPU convolution rounding (~1e-8), and Adam turns
-rounding noise on near-zero gradients into full-size steps, so Adam is compared exactly only where it is
-exact (ZeRO 0 everywhere, SPOS everywhere).
+ZeRO 1/2 keep parameters in flat buffers, which changes CPU convolution rounding (~1e-8, depending on the
+thread count too), and Adam turns rounding noise on near-zero gradients into full-size steps, so Adam is
+compared exactly only under ZeRO 0. (SPOS's freezing under ZeRO 1/2 with Adam is checked exactly, parameters
+and optimizer state, in tests/strategies/test_properties.py.)
 """
 
 from __future__ import annotations
@@ -37,13 +38,6 @@ def test_engines_match_reference_adam_zero0_exact(strategy):
     ds, db, _ = train("deepspeed", strategy, ds_config(0), steps=3)
     assert max_param_diff(ref, ds) == 0.0
     assert rb.lr() == pytest.approx(db.lr())  # the cosine schedule advanced identically
-
-
-@pytest.mark.parametrize("stage", [1, 2])
-def test_spos_adam_exact_under_zero(stage):
-    ref, _, _ = train("reference", "spos", ds_config(0), steps=4)
-    ds, _, _ = train("deepspeed", "spos", ds_config(stage), steps=4)
-    assert max_param_diff(ref, ds) == 0.0
 
 
 @pytest.mark.parametrize("strategy,groups", [("greedy", "per_layer"), ("non_greedy", "per_layer"),

@@ -33,6 +33,9 @@ def _run(tmp_path: Path, name: str, *extra: str, env: dict | None = None, ds: Pa
            "train.checkpoint_every=2", "train.threads=1", "train.strategy=non_greedy", "train.layer_groups=per_layer", *extra]
     e = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **(env or {})}
     e.pop("LWSL_FAULT", None) if not env or "LWSL_FAULT" not in env else None
+    # in-process engine tests export RANK/MASTER_PORT into this process: a child must pick its own
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        e.pop(k, None)
     r = subprocess.run(cmd, cwd=REPO, env=e, capture_output=True, text=True, timeout=300)
     if expect is not None:
         assert r.returncode == expect, f"rc {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
