@@ -9,7 +9,8 @@ Three runs of the same work (super-net, strategy, batch per step, steps), 1 thre
 
 Throughput = images of steps [warmup, steps) / time between the completion of step warmup-1 and of the
 last step on the slowest (last) rank, so pipeline fill is excluded as start-up is. Memory per rank: the
-measured peak RSS (``ru_maxrss``) and the accounted bytes (lwsl_ds.memory: model states of the rank's
+measured peak RSS (``ru_maxrss``; it includes the full super-net every rank builds before releasing
+what it does not own), the RSS at the end, and the accounted bytes (lwsl_ds.memory: model states of the rank's
 engine + the activation peak of its layers + its replica and queue buffers).
 
     python bench/layer_parallel.py                         # nasbench_macro 32 px, batch 32, non_greedy
@@ -80,7 +81,9 @@ def worker(a: argparse.Namespace) -> None:
         td.barrier()
         tr.train(data if tr.topo.is_first else None, on_step=lambda s, o: done.append(time.time()))
         res.update(groups=groups, layer_seconds=secs, input_wait_s=tr.wait_s, replica_wait_s=tr.replica_wait_s)
-    res.update(done=done, maxrss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    with open("/proc/self/statm") as f:  # resident now: after release_unowned, unlike the peak (full net at build)
+        rss_end = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    res.update(done=done, maxrss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, rss_end=rss_end)
     print("RESULT " + json.dumps(res), flush=True)
 
 
@@ -158,13 +161,15 @@ def main() -> None:
         res = launch(a, mode, world)
         ips = rate(res, a.batch, a.warmup, 2 if mode == "dp2" else 1)
         summary[mode] = {"images_per_s": ips, "maxrss_bytes": [r["maxrss"] for r in res],
+                         "rss_end_bytes": [r["rss_end"] for r in res],
                          "wall_s": time.time() - t0,
                          **{k: [r.get(k) for r in res] for k in ("input_wait_s", "replica_wait_s") if mode == "lp2"}}
         if mode == "lp2":
             summary[mode]["groups"] = res[0]["groups"]
             summary[mode]["layer_seconds"] = res[0]["layer_seconds"]
             summary["accounted"] = accounted(a, res[0]["groups"])
-        print(f"{mode:>6}: {ips:7.1f} images/s  maxrss {[round(r['maxrss'] / 2**20) for r in res]} MiB", flush=True)
+        print(f"{mode:>6}: {ips:7.1f} images/s  peak RSS {[round(r['maxrss'] / 2**20) for r in res]} MiB, "
+              f"RSS at end {[round(r['rss_end'] / 2**20) for r in res]} MiB", flush=True)
     summary["load_after"] = os.getloadavg()
     if "single" in summary:
         for m in ("dp2", "lp2"):
