@@ -10,7 +10,6 @@ touched in OUT_DIR after the first step (kill tests wait for it).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from datetime import timedelta
