@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
@@ -64,6 +65,16 @@ def _check_constraints(value: Any, meta: typing.Mapping[str, Any], path: str) ->
             raise ConfigError(f"{path}: {value!r} is out of range; it must be {sym} {meta[key]}")
 
 
+_SCI = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)[eE][+-]?\d+$")
+
+
+def _yaml11_number(value: Any) -> Any:
+    """PyYAML (YAML 1.1) reads ``3.3e8`` (no dot or sign in the exponent) as a string: accept it as a number."""
+    if isinstance(value, str) and _SCI.match(value.strip()):
+        return float(value)
+    return value
+
+
 def _convert(value: Any, tp: Any, path: str) -> Any:
     """Convert ``value`` to type ``tp`` or raise a ConfigError naming ``path``."""
     origin = get_origin(tp)
@@ -110,6 +121,8 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{path}: expected true/false, got {type(value).__name__} {value!r}")
+    if tp in (int, float):
+        value = _yaml11_number(value)
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value

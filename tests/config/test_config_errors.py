@@ -87,3 +87,12 @@ def test_shipped_configs_validate():
 
     for path in sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml")):
         load_experiment(path)
+
+
+def test_scientific_notation_without_dot_is_a_number():
+    from lwsl_ds.config.sections.search import SearchConfig
+    from lwsl_ds.config import from_dict
+
+    assert from_dict(SearchConfig, {"max_flops": "3.3e8"}).max_flops == 3.3e8
+    cfg = parse_experiment({"space": {"resolution": "2.24e2"}})
+    assert cfg.space.resolution == 224
