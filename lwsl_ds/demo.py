@@ -1,0 +1,135 @@
+"""`make demo`: the end-to-end path on the project's synthetic data, every phase through its real launcher.
+
+    python -m lwsl_ds.demo                 # runs/demo; refuses an existing run directory
+    python -m lwsl_ds.demo --resume        # skip the phases an interrupted run already finished
+    python -m lwsl_ds.demo --overwrite     # delete runs/demo and start over
+
+Phases: non-greedy super-net training with DeepSpeed (2 layer groups) -> memory report -> FLOPs-limited
+evolutionary search -> short retraining of the best arch -> representation shift of the super-net ->
+``runs/demo/report.html`` (+ ``report.md``). Each phase prints one header line, shows the launcher's own
+progress bar, and ends with one result line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "configs" / "demo.yaml"
+MIN_FREE_BYTES = 500 * 2**20  # data (~20 MB), checkpoints and exports stay well below this
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One step of the demo: a name, the command that runs it, and where its marker file goes."""
+
+    name: str
+    cmd: list[str]
+
+
+def _phases(run: Path) -> list[Phase]:
+    py = sys.executable
+    ds = str(Path(py).with_name("deepspeed"))
+    cfg = str(CONFIG)
+    sup = run / "supernet"
+    return [
+        Phase("super-net training (non_greedy, DeepSpeed, 2 layer groups)",
+              [ds, "--num_gpus", "1", str(REPO / "launchers/train.py"), "--ds_config",
+               str(REPO / "ds_configs/train_cpu.json"), "--config", cfg, f"run_root={run}", "name=supernet"]),
+        Phase("memory report (accounted, per strategy and per layer)",
+              [py, str(REPO / "profiling/memory_report.py"), "--space", "demo", "--resolution", "32", "--batch", "32",
+               "--out", str(run / "memory")]),
+        Phase("evolutionary search under a FLOPs limit",
+              [py, str(REPO / "launchers/search.py"), "--config", cfg, "--checkpoint", str(sup),
+               "--out", str(run / "search")]),
+        Phase("retraining the best arch from scratch (DeepSpeed)",
+              [py, str(REPO / "launchers/retrain.py"), "--ds_config", str(REPO / "ds_configs/retrain_cpu.json"),
+               "--config", cfg, "--arch", str(run / "search" / "best_arch.yaml"), "--run_dir", str(run / "retrain")]),
+    ]
+
+
+def _result_line(run: Path, k: int) -> str:
+    """One line summarising what phase ``k`` produced (read from its outputs)."""
+    try:
+        if k == 0:
+            last = (run / "supernet" / "metrics.jsonl").read_text().strip().splitlines()[-1]
+            m = json.loads(last)
+            losses = {key: v for key, v in m.items() if key.startswith("loss/")}
+            return f"step {m.get('step')}: mean local loss {sum(losses.values()) / max(1, len(losses)):.3f}"
+        if k == 1:
+            return f"report in {run / 'memory'}"
+        if k == 2:
+            import yaml
+
+            doc = yaml.safe_load((run / "search" / "best_arch.yaml").read_text())
+            extra = {key: doc[key] for key in ("score", "flops") if key in doc}
+            return f"best arch {doc['named']} {extra}"
+        if k == 3:
+            return f"final: {(run / 'retrain' / 'final.json').read_text().strip()[:200]}"
+    except (OSError, ValueError, KeyError, IndexError) as e:
+        return f"(no summary: {e})"
+    return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo; returns the exit status."""
+    ap = argparse.ArgumentParser(prog="python -m lwsl_ds.demo", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run-dir", default="runs/demo")
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true", help="skip phases an earlier run finished")
+    g.add_argument("--overwrite", action="store_true", help="delete the run directory first")
+    ap.add_argument("--no-screenshot", action="store_true", help="do not render the report in Chromium")
+    args = ap.parse_args(argv)
+    run = Path(args.run_dir).resolve()
+    done_dir = run / ".done"
+    if run.exists() and not (args.resume or args.overwrite):
+        print(f"error: {run} already exists. Use --resume to continue it, or --overwrite to start over "
+              f"(make demo DEMO_ARGS=--resume).", file=sys.stderr)
+        return 2
+    if args.overwrite and run.exists():
+        shutil.rmtree(run)
+    run.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(run).free
+    if free < MIN_FREE_BYTES:
+        print(f"error: only {free / 2**20:.0f} MiB free on the disk of {run}; the demo needs about "
+              f"{MIN_FREE_BYTES / 2**20:.0f} MiB. Free space or pass --run-dir on another disk.", file=sys.stderr)
+        return 2
+    done_dir.mkdir(exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    phases = _phases(run)
+    t_all = time.time()
+    for k, phase in enumerate(phases):
+        marker = done_dir / f"phase{k}"
+        head = f"[{k + 1}/{len(phases) + 1}] {phase.name}"
+        if marker.exists():
+            print(f"{head}: already done (--resume)", flush=True)
+            continue
+        print(f"{head} ...\n  + {' '.join(phase.cmd)}", flush=True)
+        t0 = time.time()
+        rc = subprocess.call(phase.cmd, cwd=REPO, env=env)
+        if rc != 0:
+            print(f"error: phase '{phase.name}' failed with exit status {rc} (output above). Fix the cause and "
+                  f"rerun with --resume to continue from this phase.", file=sys.stderr)
+            return rc
+        marker.write_text(f"{time.time() - t0:.1f}\n")
+        print(f"  -> {phase.name}: {_result_line(run, k)} ({time.time() - t0:.0f} s)", flush=True)
+    print(f"[{len(phases) + 1}/{len(phases) + 1}] report ...", flush=True)
+    from .report.build import build_report
+
+    html, md = build_report(run, screenshot=not args.no_screenshot)
+    print(f"  -> demo finished in {time.time() - t_all:.0f} s\nreport: {html}\nmarkdown twin: {md}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
