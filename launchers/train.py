@@ -7,6 +7,8 @@ Launch lines (the same script everywhere; CPU ranks use gloo, GPUs NCCL)::
         --config configs/train_demo.yaml train.strategy=greedy
     python launchers/train.py --ds_config ds_configs/train_cpu.json --config configs/train_demo.yaml train.max_steps=20
     python launchers/train.py ... --resume        # continue the run in <run_root>/<name> from its latest checkpoint
+    torchrun --standalone --nproc_per_node 2 launchers/train.py --ds_config ds_configs/train_cpu.json \\
+        --config configs/train_demo.yaml train.strategy=greedy train.parallel.mode=layer   # layer-parallel
 
 Outputs in the run directory ``<run_root>/<name>``: ``config.yaml``, ``ds_config.json``, ``metrics.jsonl``,
 ``train.log``, ``checkpoints/<tag>/`` (every engine, manifest, RNG) and ``supernet.pt`` (final weights).
@@ -36,6 +38,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _train_layer_parallel(cfg, ds, args, env) -> int:
+    """``train.parallel.mode=layer``: rank set g owns layer group g (see docs/layer_parallel.md)."""
+    import torch
+
+    from lwsl_ds.common.dist import shutdown
+    from lwsl_ds.common.logging import setup_logging
+    from lwsl_ds.config import ConfigError
+    from lwsl_ds.parallel.run import train_layer_parallel
+
+    par = cfg.train.parallel
+    if env.world_size % par.data_parallel:
+        raise ConfigError(f"train.parallel.data_parallel={par.data_parallel} does not divide the world size "
+                          f"{env.world_size}")
+    if not torch.cuda.is_available():  # CPU: split this node's cores between its ranks
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", env.world_size))
+        torch.set_num_threads(cfg.train.threads or max(1, (os.cpu_count() or 1) // max(local, 1)))
+    setup_logging(env.rank, Path(cfg.run_root) / cfg.name / "train.log")
+    train_layer_parallel(cfg, ds, par, resume=args.resume, backend=args.backend)
+    shutdown()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse, validate, build, train."""
     args = parse_args(argv)
@@ -51,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_experiment(args.config, args.overrides)
     ds = load_ds_config(args.ds_config)
     env = detect()
+    if cfg.train.parallel.mode == "layer":  # batch arithmetic is per layer group (data_parallel ranks)
+        return _train_layer_parallel(cfg, ds, args, env)
     validate_ds_config(ds, env.world_size, where=args.ds_config)
 
     import torch

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Optional, Union
 
 from ..schema import ConfigError, spec
+from .parallel import ParallelConfig
 
 GroupSpec = Union[Literal["single", "per_layer", "auto"], list[list[int]]]
 
@@ -42,6 +43,7 @@ class TrainConfig:
     keep_checkpoints: int = spec(2, ge=1, help="checkpoints kept in the run directory (oldest deleted)")
     threads: Optional[int] = spec(None, ge=1, help="CPU threads per rank (default: cores / local ranks)")
     progress: bool = spec(True, help="progress bar on rank 0")
+    parallel: ParallelConfig = spec(ParallelConfig(), help="data parallel (default) or layer-parallel training")
 
     def validate(self) -> None:
         """Cross-field checks: explicit layer groups are non-empty lists of non-negative ints."""
