@@ -73,7 +73,8 @@ def _result_line(run: Path, k: int) -> str:
             extra = {key: doc[key] for key in ("score", "flops") if key in doc}
             return f"best arch {doc['named']} {extra}"
         if k == 3:
-            return f"final: {(run / 'retrain' / 'final.json').read_text().strip()[:200]}"
+            final = json.loads((run / "retrain" / "final.json").read_text())
+            return f"step {final.get('step')}: top-1 {final.get('top1')} (EMA weights: {final.get('ema')})"
     except (OSError, ValueError, KeyError, IndexError) as e:
         return f"(no summary: {e})"
     return ""
