@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 ARGS = ("retrain.max_steps=5", "retrain.checkpoint_every_steps=3")
 
 
-def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path, shared_data):  # reads ../shared/data/cifar10-jpeg
     arch = write_arch(tmp_path / "arch.yaml")
     full_dir, cut_dir = tmp_path / "full", tmp_path / "cut"
     env = quiet_env()

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from .cluster import REPO
 
 pytestmark = [pytest.mark.slurm, pytest.mark.multirank]
-PY = str(REPO / ".venv" / "bin" / "python")
+PY = sys.executable  # the environment running the tests (LWSL_VENV may move it)
 
 
 def _records(out: Path) -> list[dict]:

@@ -7,6 +7,7 @@ requeued run must end with bit-identical parameters.
 from __future__ import annotations
 
 import json
+import sys
 import re
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch
 from .cluster import REPO
 
 pytestmark = [pytest.mark.slurm, pytest.mark.multirank, pytest.mark.slow]
-PY = str(REPO / ".venv" / "bin" / "python")
+PY = sys.executable  # the environment running the tests (LWSL_VENV may move it)
 
 # 4 ranks x 8 images = 32 per step, 80 train images: 2 steps per epoch, 8 steps = 4 epochs.
 STEPS = 8

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 import torch
@@ -20,7 +21,7 @@ def test_supernet_training_job_on_two_nodes(slurm_cluster, tmp_path):
         "--nodes=2", "--ntasks-per-node=2", f"--output={out}", "launchers/slurm/train.sbatch",
         "--ds_config", "ds_configs/train_cpu.json", "--config", "configs/train_demo.yaml",
         f"run_root={tmp_path}", "train.max_steps=2", "train.checkpoint_every=100", "data.max_per_class=32",
-        "data.num_workers=0", env={"LWSL_PYTHON": str(REPO / ".venv" / "bin" / "python"), "OMP_NUM_THREADS": "1"},
+        "data.num_workers=0", env={"LWSL_PYTHON": sys.executable, "OMP_NUM_THREADS": "1"},
         cwd=REPO)
     info = slurm_cluster.wait(job, timeout=300)
     text = out.read_text()
