@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     from lwsl_ds.objectives import get_objective
     from lwsl_ds.space import SuperNet, load_space
     from lwsl_ds.strategies import get_strategy
-    from lwsl_ds.strategies.hooks import CheckpointHook, FaultHook, MetricsHook, ProgressHook
+    from lwsl_ds.strategies.hooks import CheckpointHook, FaultHook, MetricsHook, ProgressHook, TimeBudgetHook
     from lwsl_ds.strategies.loop import Trainer
 
     env = init_distributed()
@@ -131,12 +131,13 @@ def main(argv: list[str] | None = None) -> int:
              space.name, t.strategy, t.objective, env.world_size, total, micro_batch_size(ds, env.world_size),
              backend.plan.describe())
 
-    start = 0
+    start, train_seconds = 0, 0.0
     if args.resume and latest is not None:
         ck_dir, manifest = latest
         backend.load(ck_dir, manifest["tag"])
         loader.load_state_dict(manifest["data"])
         start = int(manifest["step"])
+        train_seconds = float(manifest.get("train_seconds", 0.0))
         rng = load_rng(ck_dir, env.rank)
         if rng is not None:
             restore_rng_state(rng)
@@ -150,14 +151,19 @@ def main(argv: list[str] | None = None) -> int:
     def manifest(tr: Trainer) -> dict:
         return {"step": tr.step, "epoch": tr.step // tr.steps_per_epoch, "total_steps": tr.total_steps,
                 "data": loader.state_dict(), "world_size": env.world_size, "backend": args.backend,
-                "strategy": t.strategy, "groups": backend.groups, "config": to_dict(cfg), "ds_config": ds}
+                "strategy": t.strategy, "groups": backend.groups,
+                "train_seconds": tr.train_seconds, "config": to_dict(cfg), "ds_config": ds}
 
-    hooks = [FaultHook(), MetricsHook(run_dir / "metrics.jsonl", t.log_every, is_main()),
+    # Stop requests first, so the metrics and checkpoint hooks of the same step see them.
+    hooks = [TimeBudgetHook(t.max_minutes * 60)] if t.max_minutes is not None else []
+    hooks += [FaultHook(), MetricsHook(run_dir / "metrics.jsonl", t.log_every, is_main()),
              CheckpointHook(run_dir, manifest, t.checkpoint_every, t.keep_checkpoints),
              ProgressHook(t.progress and is_main() and sys.stderr.isatty())]
     trainer = Trainer(net, strategy, backend, loader, seed=seed, total_steps=total, start_step=start, hooks=hooks,
-                      device=device(), world_size=env.world_size)
+                      device=device(), world_size=env.world_size, train_seconds=train_seconds)
     trainer.train()
+    if trainer.stop_reason:
+        log.info("stopped early at step %d/%d: %s", trainer.step, total, trainer.stop_reason)
     if is_main():
         tmp = run_dir / "supernet.pt.tmp"
         torch.save(net.state_dict(), tmp)

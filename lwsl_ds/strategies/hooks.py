@@ -11,7 +11,7 @@ from ..common.logging import JsonlWriter, get_logger
 from ..common.seeding import capture_rng_state
 from .loop import HookBase, Trainer
 
-__all__ = ["CheckpointHook", "MetricsHook", "ProgressHook", "FaultHook"]
+__all__ = ["CheckpointHook", "MetricsHook", "ProgressHook", "FaultHook", "TimeBudgetHook"]
 
 
 class CheckpointHook(HookBase):
@@ -51,14 +51,15 @@ class MetricsHook(HookBase):
 
     def after_step(self, t: Trainer) -> None:  # noqa: D102
         self.images += t.images_per_s * t.last_step_s
-        if not (t.step % self.every == 0 or t.step == t.total_steps):
+        if not (t.step % self.every == 0 or t.step == t.total_steps or t.stop_reason):
             return
         now = time.perf_counter()
         rate = self.images / max(now - self.t0, 1e-9)
         self.t0, self.images = now, 0
         lr = t.backend.lr() if hasattr(t.backend, "lr") else None
         rec = {"step": t.step, "epoch": t.epoch if t.step % t.steps_per_epoch else t.step // t.steps_per_epoch - 1,
-               "lr": lr, "images_per_s": round(rate, 2), **{k: round(v, 6) for k, v in t.metrics.items()}}
+               "lr": lr, "images_per_s": round(rate, 2),
+               "train_seconds": round(t.train_seconds, 3), **{k: round(v, 6) for k, v in t.metrics.items()}}
         if self.writer is not None:
             self.writer.write(rec)
             get_logger().info("step %d/%d lr %.3g %.1f img/s %s", t.step, t.total_steps, lr or 0.0, rate,
@@ -106,3 +107,27 @@ class FaultHook(HookBase):
 
     def after_step(self, t: Trainer) -> None:  # noqa: D102
         fault_point("after_step", t.step)
+
+
+class TimeBudgetHook(HookBase):
+    """Stop the run once ``trainer.train_seconds`` reaches ``seconds`` (equal-time comparisons of strategies).
+
+    Each rank reads its own clock, so the decision is all-reduced (max): every rank stops after the same
+    step. Cost: one int all-reduce per step.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = float(seconds)
+
+    def after_step(self, t: Trainer) -> None:  # noqa: D102
+        import torch
+        import torch.distributed as td
+
+        over = t.train_seconds >= self.seconds
+        if td.is_available() and td.is_initialized() and td.get_world_size() > 1:
+            flag = torch.tensor([int(over)], dtype=torch.int32, device=t.device if td.get_backend() == "nccl"
+                                else "cpu")
+            td.all_reduce(flag, op=td.ReduceOp.MAX)
+            over = bool(flag.item())
+        if over:
+            t.request_stop(f"time budget of {self.seconds:.0f} s reached after {t.train_seconds:.1f} s")

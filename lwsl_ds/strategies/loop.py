@@ -69,7 +69,8 @@ class Trainer:
 
     def __init__(self, net: SuperNet, strategy: Strategy, backend: UpdateBackend, loader: Any, *, seed: int,
                  total_steps: int, start_step: int = 0, hooks: Iterable[HookBase] = (),
-                 tracker: Tracker = NULL_TRACKER, device: torch.device | str = "cpu", world_size: int = 1) -> None:
+                 tracker: Tracker = NULL_TRACKER, device: torch.device | str = "cpu", world_size: int = 1,
+                 train_seconds: float = 0.0) -> None:
         self.net, self.strategy, self.backend, self.loader = net, strategy, backend, loader
         self.seed, self.total_steps, self.step = seed, total_steps, start_step
         self.hooks = list(hooks)
@@ -78,6 +79,15 @@ class Trainer:
         self.metrics: dict[str, float] = {}
         self.images_per_s = 0.0
         self.last_step_s = 0.0
+        # Cumulative seconds spent in steps (data + strategy step + metric sync; hooks excluded, so
+        # checkpoint and evaluation time do not count): the time axis of equal-time comparisons (Fig. 1).
+        self.train_seconds = train_seconds
+        self.stop_reason: str | None = None
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the loop to end after the current step's hooks (time budget, preemption); after_train still runs."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
 
     @property
     def epoch(self) -> int:
@@ -110,15 +120,18 @@ class Trainer:
                 self.step += 1
                 t1 = time.perf_counter()
                 self.last_step_s = t1 - t0
+                self.train_seconds += self.last_step_s
                 self.images_per_s = y.shape[0] * self.world_size / max(self.last_step_s, 1e-9)
-                t0 = t1
                 for h in self.hooks:
                     h.after_step(self)
-                if self.step >= self.total_steps or self.step % self.steps_per_epoch == 0:
+                if self.step >= self.total_steps or self.step % self.steps_per_epoch == 0 or self.stop_reason:
                     break
+                t0 = time.perf_counter()  # hook time (checkpoints, logging) is not step time
             if self.step % self.steps_per_epoch == 0:
                 for h in self.hooks:
                     h.after_epoch(self)
+            if self.stop_reason:
+                break
         for h in self.hooks:
             h.after_train(self)
 

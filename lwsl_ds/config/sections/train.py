@@ -28,6 +28,8 @@ class TrainConfig:
     label_smoothing: float = spec(0.0, ge=0, lt=1, help="ce: label smoothing")
     epochs: int = spec(1, ge=1, help="passes over the training data")
     max_steps: Optional[int] = spec(None, ge=1, help="stop after this many steps in total (null: epochs decide)")
+    max_minutes: Optional[float] = spec(None, gt=0, help="stop once this many minutes were spent in training steps "
+                                                         "(checkpoints/logging excluded; null: no time budget)")
     layer_groups: GroupSpec = spec("single", help="how layers map to DeepSpeed engines: single (one engine), "
                                                   "per_layer, auto (auto_groups groups balanced by cost), or "
                                                   "explicit lists of contiguous 0-based layer indices")
