@@ -11,7 +11,13 @@ Launch lines (the same script everywhere; CPU ranks use gloo, GPUs NCCL)::
         --config configs/train_demo.yaml train.strategy=greedy train.parallel.mode=layer   # layer-parallel
 
 Outputs in the run directory ``<run_root>/<name>``: ``config.yaml``, ``ds_config.json``, ``metrics.jsonl``,
-``train.log``, ``checkpoints/<tag>/`` (every engine, manifest, RNG) and ``supernet.pt`` (final weights).
+``train.log``, ``checkpoints/<tag>/`` (every engine, manifest, RNG), ``supernet.pt`` (final weights) and
+``param_digests.json`` (every rank's sha256 of its final parameters/buffers: ranks must agree).
+
+Preemption: on SIGUSR1/SIGTERM every rank stops after the same step, the checkpoint is written, no
+``supernet.pt``; under Slurm rank 0 runs ``scontrol requeue`` (launchers/slurm/train.sbatch passes
+``--resume``, so the requeued job continues by itself), elsewhere the process exits 0 and the same
+command with ``--resume`` continues. See docs/multinode.md.
 """
 
 from __future__ import annotations
@@ -38,8 +44,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _train_layer_parallel(cfg, ds, args, env) -> int:
+def _train_layer_parallel(cfg, ds, args, env, preemption) -> int:
     """``train.parallel.mode=layer``: rank set g owns layer group g (see docs/layer_parallel.md)."""
+    # This trainer does not poll the preemption flag: give SIGUSR1/SIGTERM their previous action back
+    # (kill) rather than swallow them; resume from its last checkpoint works as after any kill.
+    preemption.uninstall()
     import torch
 
     from lwsl_ds.common.dist import shutdown
@@ -62,6 +71,10 @@ def _train_layer_parallel(cfg, ds, args, env) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse, validate, build, train."""
+    # First of all: a SIGUSR1 arriving during the imports must set the flag, not kill the rank.
+    from lwsl_ds.common.preemption import Preemption
+
+    preemption = Preemption.install()
     args = parse_args(argv)
     import dataclasses
 
@@ -76,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     ds = load_ds_config(args.ds_config)
     env = detect()
     if cfg.train.parallel.mode == "layer":  # batch arithmetic is per layer group (data_parallel ranks)
-        return _train_layer_parallel(cfg, ds, args, env)
+        return _train_layer_parallel(cfg, ds, args, env, preemption)
     validate_ds_config(ds, env.world_size, where=args.ds_config)
 
     import torch
@@ -86,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(cfg.train.threads or max(1, (os.cpu_count() or 1) // max(local, 1)))
 
     from lwsl_ds.common.checkpoint import find_latest, load_rng, write_atomic
+    from lwsl_ds.common.digest import gather_digests, write_digests
     from lwsl_ds.common.dist import barrier, device, init_distributed, is_main, shutdown
     from lwsl_ds.common.logging import setup_logging
     from lwsl_ds.common.seeding import restore_rng_state, seed_everything
@@ -95,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     from lwsl_ds.space import SuperNet, load_space
     from lwsl_ds.strategies import get_strategy
     from lwsl_ds.strategies.hooks import CheckpointHook, FaultHook, MetricsHook, ProgressHook, TimeBudgetHook
+    from lwsl_ds.strategies.hooks import PreemptionHook
     from lwsl_ds.strategies.loop import Trainer
 
     env = init_distributed()
@@ -156,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # Stop requests first, so the metrics and checkpoint hooks of the same step see them.
     hooks = [TimeBudgetHook(t.max_minutes * 60)] if t.max_minutes is not None else []
-    hooks += [FaultHook(), MetricsHook(run_dir / "metrics.jsonl", t.log_every, is_main()),
+    # Preemption after the time budget: a budget reached at the same step ends the run normally.
+    preempt = PreemptionHook(preemption)
+    hooks += [preempt, FaultHook(), MetricsHook(run_dir / "metrics.jsonl", t.log_every, is_main()),
              CheckpointHook(run_dir, manifest, t.checkpoint_every, t.keep_checkpoints),
              ProgressHook(t.progress and is_main() and sys.stderr.isatty())]
     trainer = Trainer(net, strategy, backend, loader, seed=seed, total_steps=total, start_step=start, hooks=hooks,
@@ -164,14 +181,34 @@ def main(argv: list[str] | None = None) -> int:
     trainer.train()
     if trainer.stop_reason:
         log.info("stopped early at step %d/%d: %s", trainer.step, total, trainer.stop_reason)
+    if preempt.stopped(trainer):  # the checkpoint of this step is on disk (CheckpointHook.after_train)
+        _exit_preempted(preemption, run_dir, trainer.step, total, log)
+    digests = gather_digests(net)  # every rank, before rank 0 saves: the ranks must hold the same weights
     if is_main():
         tmp = run_dir / "supernet.pt.tmp"
         torch.save(net.state_dict(), tmp)
         os.replace(tmp, run_dir / "supernet.pt")
+        write_digests(run_dir / "param_digests.json", digests, step=trainer.step, world_size=env.world_size)
+        if len({d["params"] for d in digests}) > 1:
+            log.error("ranks ended with different parameters: %s", digests)
         log.info("done: %d steps, super-net weights in %s", trainer.step, run_dir / "supernet.pt")
     barrier()
     shutdown()
     return 0
+
+
+def _exit_preempted(preemption, run_dir: Path, step: int, total: int, log) -> None:
+    """After a preemption checkpoint: say how the run continues, requeue under Slurm, exit 0 (no supernet.pt)."""
+    from lwsl_ds.common.dist import is_main
+
+    if is_main():
+        if os.environ.get("SLURM_JOB_ID"):
+            how = f"requeueing Slurm job {os.environ['SLURM_JOB_ID']}; it resumes by itself (train.sbatch passes --resume)"
+        else:
+            how = "rerun the same command with --resume to continue"
+        log.warning("preempted at step %d/%d by %s: checkpoint written under %s, no supernet.pt; %s", step, total,
+                    preemption.signal_name or "a signal to another rank", run_dir / "checkpoints", how)
+    preemption.requeue_and_exit(0)
 
 
 if __name__ == "__main__":

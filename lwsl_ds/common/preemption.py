@@ -40,14 +40,32 @@ class Preemption:
     def __init__(self, signals: tuple[int, ...] = DEFAULT_SIGNALS) -> None:
         self.signals = tuple(signals)
         self.received: int | None = None  # the first signal number seen, or None
+        self._previous: dict[int, object] = {}  # handlers before install(), for uninstall()
 
     @classmethod
     def install(cls, signals: tuple[int, ...] = DEFAULT_SIGNALS) -> "Preemption":
         """Install handlers for ``signals`` (main thread only) and return the flag owner."""
         self = cls(signals)
         for sig in self.signals:
-            signal.signal(sig, self._handle)
+            self._previous[sig] = signal.signal(sig, self._handle)
         return self
+
+    def uninstall(self) -> None:
+        """Put back the handlers found by :meth:`install`; a signal already received is delivered again.
+
+        For code paths that do not poll the flag (e.g. layer-parallel training): there a swallowed
+        signal would only delay the kill, so they get the signals' previous behaviour back.
+        """
+        for sig, old in self._previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+        self._previous = {}
+        if self.received is not None:
+            signal.raise_signal(self.received)
+
+    @property
+    def signal_name(self) -> str | None:
+        """Name of the first signal this process received (``'SIGUSR1'``), or None."""
+        return signal.Signals(self.received).name if self.received is not None else None
 
     def _handle(self, signum: int, frame) -> None:
         if self.received is None:

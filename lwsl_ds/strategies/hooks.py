@@ -131,3 +131,28 @@ class TimeBudgetHook(HookBase):
             over = bool(flag.item())
         if over:
             t.request_stop(f"time budget of {self.seconds:.0f} s reached after {t.train_seconds:.1f} s")
+
+
+class PreemptionHook(HookBase):
+    """Stop after the current step once any rank got SIGUSR1/SIGTERM (``lwsl_ds.common.preemption``).
+
+    Every step, on every rank, polls ``preemption.should_stop()`` (one int all-reduce, as TimeBudgetHook),
+    so all ranks stop after the same step; CheckpointHook then writes the checkpoint in ``after_train``
+    and the launcher requeues. ``reason`` is what this hook asked for (None: it did not stop the run).
+    """
+
+    def __init__(self, preemption: Any) -> None:
+        self.preemption = preemption
+        self.reason: str | None = None
+
+    def after_step(self, t: Trainer) -> None:  # noqa: D102
+        if self.preemption.should_stop() and self.reason is None:  # the collective runs on every step
+            self.reason = f"preempted ({self.preemption.signal_name or 'signal received by another rank'})"
+            t.request_stop(self.reason)
+
+    def stopped(self, t: Trainer) -> bool:
+        """True when this hook ended ``t``'s run before its last step (not a time budget, not the end)."""
+        return self.reason is not None and t.stop_reason == self.reason and t.step < t.total_steps
+
+
+__all__ += ["PreemptionHook"]
