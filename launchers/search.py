@@ -10,6 +10,9 @@ Writes into ``search.out_dir`` (default ``<run dir>/search``): ``best_arch.yaml`
 candidate), ``search.png`` (top-1 vs FLOPs, Pareto front, constraint lines) and ``search_state.json``
 (rewritten after every generation; running the same command again resumes, ``--restart`` starts over).
 Candidates of a generation are split over the ranks; the result equals a 1-rank run.
+Preemption: on SIGUSR1/SIGTERM the search stops after the current generation (whose state is on disk),
+rank 0 requeues the Slurm job (launchers/slurm/search.sbatch) or the process exits 0 outside Slurm; the
+same command continues, with the same result as an uninterrupted search.
 """
 
 from __future__ import annotations
@@ -63,6 +66,10 @@ def _init_distributed(timeout_s: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse, build, search, write the outputs; returns the exit code."""
+    # First of all: a SIGUSR1 arriving while torch imports must set the flag, not kill the rank.
+    from lwsl_ds.common.preemption import Preemption
+
+    preemption = Preemption.install()
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from lwsl_ds.config import ConfigError, load_experiment
@@ -137,15 +144,17 @@ def main(argv: list[str] | None = None) -> int:
     from lwsl_ds.search.report import plot_search
 
     def after_generation(s: Search, new: list[dict]) -> None:
-        if not main_rank:
-            return
-        best = s.result().best
-        log.info("generation %d/%d: %d new, best %s top-1 %.2f%% at %.2fM MACs, %.3fM params", s.generation,
-                 scfg.generations, len(new), best["arch"], 100 * best["score"], best[scfg.cost_metric] / 1e6,
-                 best["params"] / 1e6)
-        plot_search(out_dir / "search.png", s.history, metric=scfg.cost_metric, max_flops=scfg.max_flops,
-                    min_flops=scfg.min_flops, best=best,
-                    title=f"{space.name}: {scfg.algorithm}, {s.constraints.describe()}")
+        if main_rank:
+            best = s.result().best
+            log.info("generation %d/%d: %d new, best %s top-1 %.2f%% at %.2fM MACs, %.3fM params", s.generation,
+                     scfg.generations, len(new), best["arch"], 100 * best["score"], best[scfg.cost_metric] / 1e6,
+                     best["params"] / 1e6)
+            plot_search(out_dir / "search.png", s.history, metric=scfg.cost_metric, max_flops=scfg.max_flops,
+                        min_flops=scfg.min_flops, best=best,
+                        title=f"{space.name}: {scfg.algorithm}, {s.constraints.describe()}")
+        # Every rank, after the generation's state was written (rank 0, atomic): one int all-reduce.
+        if preemption.should_stop() and not s.done:
+            _exit_preempted(preemption, s, out_dir)
 
     search.run(evaluator.score, progress=main_rank and not args.no_progress, on_generation=after_generation)
     if main_rank:
@@ -153,6 +162,20 @@ def main(argv: list[str] | None = None) -> int:
     _barrier()
     _shutdown()
     return 0
+
+
+def _exit_preempted(preemption, search, out_dir: Path) -> None:
+    """Say how the search continues, requeue under Slurm (rank 0), exit 0; the state file is already written."""
+    from lwsl_ds.search.distributed import rank_and_world
+
+    if rank_and_world()[0] == 0:
+        how = (f"requeueing Slurm job {os.environ['SLURM_JOB_ID']}; it continues by itself"
+               if os.environ.get("SLURM_JOB_ID") else "run the same command again (without --restart) to continue")
+        log.warning("preempted by %s after generation %d/%d: state in %s (best_arch.yaml comes at the end); %s",
+                    preemption.signal_name or "a signal to another rank", search.generation, search.cfg.generations,
+                    search.state_path, how)
+    logging.shutdown()  # flush before os._exit
+    preemption.requeue_and_exit(0)
 
 
 def _write_outputs(space, search, cfg, ckpt: Path, out_dir: Path, *, objective: str, t0: float) -> None:

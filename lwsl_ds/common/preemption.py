@@ -71,7 +71,7 @@ class Preemption:
         if self.received is None:
             self.received = signum
             print(f"[preemption] rank {os.environ.get('RANK', '0')} got {signal.Signals(signum).name}: "
-                  "will checkpoint after this step", file=sys.stderr, flush=True)
+                  "will checkpoint and stop at the next step (generation) boundary", file=sys.stderr, flush=True)
 
     @property
     def requested(self) -> bool:
