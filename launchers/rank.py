@@ -31,6 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="config override, e.g. rank.num_archs=100 (repeatable; same as a trailing KEY=VALUE)")
     p.add_argument("--device", default=None, help="torch device (default: this rank's GPU, else cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--title", default="", help="label put before the figure titles (e.g. the strategy)")
     p.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # passed by `deepspeed`
     p.add_argument("overrides", nargs="*", help="config overrides key.path=value")
     return p.parse_args(argv)
@@ -84,12 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     report = run_ranking(space, cfg.rank, evaluator.score, out, truth=truth, archs=archs,
                          progress=main_rank and not args.no_progress,
                          meta={"checkpoint": str(args.checkpoint), "config": str(args.config),
-                               "recal_batches": cfg.search.recal_batches, "val_batches": cfg.search.val_batches})
+                               "recal_batches": cfg.search.recal_batches, "val_batches": cfg.search.val_batches},
+                         title=args.title)
     if main_rank:
         print(report.summary())
         print(f"scored {len(archs)} archs in {time.perf_counter() - t0:.1f} s -> {out}/ranking.json")
         if cfg.rank.shift:
-            res = run_shift(supernet, cfg.rank, val_loader, out, device=device)
+            res = run_shift(supernet, cfg.rank, val_loader, out, device=device, title=args.title)
             print(f"representation shift, layer {res.layer} ({', '.join(res.names)}): off-diagonal mean "
                   f"{res.off_diagonal_mean:.4f} over {res.num_images} images -> {out}/shift.json")
     dist.barrier()

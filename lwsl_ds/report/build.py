@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from .document import Figure, Report, Section, Table
+from .ranking import ranking_section, shift_section
 
 __all__ = ["build_report"]
 
@@ -104,21 +105,14 @@ def _retrain_section(run: Path, figs: Path) -> Section:
     return Section("Retraining", [f"final: {final.strip()}"], figures=[Figure(p, "retraining curve") for p in f])
 
 
-def _shift_section(run: Path) -> Section:
-    pngs = sorted(run.glob("**/shift_heatmap.png"))
-    if not pngs:
-        return Section("Representation shift", missing="not measured in this run (launchers/rank.py writes it)")
-    return Section("Representation shift", figures=[Figure(p, str(p.relative_to(run))) for p in pngs])
-
-
 def build_report(run: Path, *, screenshot: bool = False) -> tuple[Path, Path]:
     """Write the report of run directory ``run``; optionally render it in Chromium to ``screenshot.png``."""
     run = Path(run)
     figs = run / "report_figures"
     figs.mkdir(parents=True, exist_ok=True)
     rep = Report(f"lwsl_ds run report: {run.name}", [
-        _config_section(run), _training_section(run, figs), _memory_section(run), _shift_section(run),
-        _search_section(run), _retrain_section(run, figs)])
+        _config_section(run), _training_section(run, figs), _memory_section(run), _search_section(run),
+        _retrain_section(run, figs), ranking_section(run), shift_section(run)])
     html, md = rep.write(run)
     if screenshot:
         from .render import find_chromium, screenshot as shoot
