@@ -60,7 +60,7 @@ class Budget:
 BUDGETS = {
     "smoke": Budget(train_per_class=20, val_per_class=20, epochs=2, batch=32, checkpoint_every=3, num_archs=10,
                     fig1_archs=4, eval_batch=50, recal_batches=2, shift_images=100, bootstrap=200),
-    "cpu": Budget(train_per_class=1000, val_per_class=100, epochs=3, batch=64, checkpoint_every=78, num_archs=50,
+    "cpu": Budget(train_per_class=500, val_per_class=100, epochs=3, batch=64, checkpoint_every=39, num_archs=50,
                   fig1_archs=8, eval_batch=100, recal_batches=4, shift_images=1000, bootstrap=1000),
     "full": Budget(train_per_class=None, val_per_class=None, epochs=50, batch=256, checkpoint_every=0,
                    num_archs=100, fig1_archs=10, eval_batch=500, recal_batches=10, shift_images=1000, bootstrap=1000),

@@ -35,12 +35,20 @@ class GroupModule(nn.Module):
     bookkeeping (timers, backward hooks) around exactly the work of one loss.
     """
 
-    def __init__(self, units: list[Unit]) -> None:
+    def __init__(self, units: list[Unit], dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         # ModuleDict keys cannot contain "."; "layers.2.k3e4" is stored as "layers__2__k3e4".
         self.units = nn.ModuleDict({u.name.replace(".", "__"): u.module for u in units})
+        self.dtype = dtype
+        if dtype != torch.float32:
+            self.to(dtype)  # DeepSpeed casts parameters, not BatchNorm running stats: cast everything first
 
     def forward(self, fn: Callable[..., T], *args: Any) -> T:  # noqa: D102
+        if self.dtype != torch.float32:
+            # Inputs come from the data or from a neighbouring group that may run in fp32: cast the
+            # floating-point tensors to this group's precision (labels and other integer tensors stay).
+            args = tuple(a.to(self.dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+                         for a in args)
         return fn(*args)
 
 
@@ -90,11 +98,9 @@ class DeepSpeedBackend:
                         cfg[mon].setdefault("output_path", str(monitor_dir))
             opt_cfg = cfg.pop("optimizer", None)
             sched_cfg = cfg.pop("scheduler", None)
-            module = GroupModule(units)
-            if cfg.get("bf16", {}).get("enabled"):
-                module.to(torch.bfloat16)  # DeepSpeed casts parameters, not BN running stats: cast all first
-            elif cfg.get("fp16", {}).get("enabled"):
-                module.to(torch.float16)
+            dtype = (torch.bfloat16 if cfg.get("bf16", {}).get("enabled") else
+                     torch.float16 if cfg.get("fp16", {}).get("enabled") else torch.float32)
+            module = GroupModule(units, dtype)
             opt = build_optimizer(opt_cfg, units)
             engine, _, _, _ = deepspeed.initialize(
                 model=module, optimizer=opt, config=cfg,

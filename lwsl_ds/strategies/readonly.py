@@ -18,8 +18,12 @@ def read_only_call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """
     params = {n: p.detach() for n, p in module.named_parameters()}
     buffers = {n: b.clone() for n, b in module.named_buffers()}
+    in_dtype = x.dtype
     if params:
         dtype = next(iter(params.values())).dtype
         if x.is_floating_point() and x.dtype != dtype:
             x = x.to(dtype)
-    return functional_call(module, {**params, **buffers}, (x,), strict=True)
+    out = functional_call(module, {**params, **buffers}, (x,), strict=True)
+    # A module of another layer group may run in another precision (e.g. a bf16 group next to an fp32 one):
+    # hand the result back in the caller's precision, for the caller's own modules.
+    return out.to(in_dtype) if out.is_floating_point() and out.dtype != in_dtype else out

@@ -2,8 +2,9 @@
 
 SGD (momentum, weight decay) gives a tight comparison for every ZeRO stage. With Adam, ZeRO 0 is bit-exact;
 ZeRO 1/2 keep parameters in flat buffers, which changes CPU convolution rounding (~1e-8, depending on the
-thread count too), and Adam turns rounding noise on near-zero gradients into full-size steps, so Adam is
-compared exactly only under ZeRO 0. (SPOS's freezing under ZeRO 1/2 with Adam is checked exactly, parameters
+thread count too), and Adam with eps 1e-8 turns rounding noise on near-zero gradients into full-size steps
+(max difference ~1e-2 after 3 steps). With eps 1e-3 that amplification is gone and Adam under ZeRO 1/2
+matches the reference to ~3e-7, which is what the all-stage Adam test checks. (SPOS's freezing under ZeRO 1/2 with Adam is checked exactly, parameters
 and optimizer state, in tests/strategies/test_properties.py.)
 """
 
@@ -66,3 +67,17 @@ def test_infonce_objective_trains_through_engines():
     ds, _, out_d = train("deepspeed", "non_greedy", sgd_config(2), steps=2, objective="infonce")
     assert max_param_diff(ref, ds) < 1e-6
     assert float(out_d[0]["loss/layer0"]) > 0
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("stage", [1, 2])
+def test_engines_match_reference_adam_zero12(strategy, stage):
+    """Adam under ZeRO 1/2 (flat partitions, DeepSpeed's own Adam step), eps large enough not to amplify rounding."""
+    cfg = ds_config(stage)
+    cfg["optimizer"]["params"]["eps"] = 1e-3
+    ref_cfg = ds_config(0)
+    ref_cfg["optimizer"]["params"]["eps"] = 1e-3
+    ref, rb, _ = train("reference", strategy, ref_cfg, steps=3)
+    ds, db, _ = train("deepspeed", strategy, cfg, steps=3)
+    assert max_param_diff(ref, ds) < 2e-6
+    assert rb.lr() == pytest.approx(db.lr())
