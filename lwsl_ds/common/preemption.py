@@ -70,8 +70,14 @@ class Preemption:
     def _handle(self, signum: int, frame) -> None:
         if self.received is None:
             self.received = signum
-            print(f"[preemption] rank {os.environ.get('RANK', '0')} got {signal.Signals(signum).name}: "
-                  "will checkpoint and stop at the next step (generation) boundary", file=sys.stderr, flush=True)
+            # os.write, not print: the signal may land while the main thread is inside a buffered
+            # stderr write (logging, progress bar), and print would then raise "reentrant call".
+            msg = (f"[preemption] rank {os.environ.get('RANK', '0')} got {signal.Signals(signum).name}: "
+                   "will checkpoint and stop at the next step (generation) boundary\n")
+            try:
+                os.write(2, msg.encode())
+            except OSError:
+                pass
 
     @property
     def requested(self) -> bool:

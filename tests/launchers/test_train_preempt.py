@@ -82,3 +82,33 @@ def test_sigusr1_checkpoints_exits_cleanly_and_resume_equals_uninterrupted_run(t
     digests = json.loads((pre / "param_digests.json").read_text())
     assert digests["step"] == STEPS and digests["params_equal"] and len(digests["ranks"]) == 1
     assert digests == json.loads((full / "param_digests.json").read_text())
+
+
+def test_preemption_hook_stops_the_loop_and_uninstall_gives_the_signal_back():
+    """In process: the hook turns a received signal into request_stop; uninstall re-delivers a pending one."""
+    from lwsl_ds.common.preemption import Preemption
+    from lwsl_ds.strategies.hooks import PreemptionHook
+
+    class FakeTrainer:  # only the attributes PreemptionHook reads and the request_stop contract
+        step, total_steps, stop_reason = 3, 10, None
+
+        def request_stop(self, reason):
+            self.stop_reason = self.stop_reason or reason
+
+    seen = []
+    before = signal.signal(signal.SIGUSR1, lambda s, f: seen.append(s))
+    try:
+        pre = Preemption.install()
+        hook, t = PreemptionHook(pre), FakeTrainer()
+        hook.after_step(t)
+        assert t.stop_reason is None and not hook.stopped(t)
+        os.kill(os.getpid(), signal.SIGUSR1)  # handled by Preemption: a flag, not the previous handler
+        assert pre.requested and pre.signal_name == "SIGUSR1" and not seen
+        hook.after_step(t)
+        assert t.stop_reason == "preempted (SIGUSR1)" and hook.stopped(t)
+        t.step = t.total_steps  # a signal during the last step ends the run normally
+        assert not hook.stopped(t)
+        pre.uninstall()  # the previous handler is back and gets the pending signal
+        assert seen == [signal.SIGUSR1] and signal.getsignal(signal.SIGTERM) != pre._handle
+    finally:
+        signal.signal(signal.SIGUSR1, before)
