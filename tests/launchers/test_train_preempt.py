@@ -1,4 +1,4 @@
-"""launchers/train.py outside Slurm: SIGUSR1 mid-run -> checkpoint, exit 0, no supernet.pt; --resume finishes exactly."""
+"""launchers/train.py outside Slurm: SIGUSR1 mid-run -> checkpoint, exit 0, no supernet.pt; --resume ends exactly."""
 
 from __future__ import annotations
 
