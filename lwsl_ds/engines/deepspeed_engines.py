@@ -10,8 +10,9 @@ combination that matches plain PyTorch for ZeRO 0, 1 and 2 (shared/notes/platfor
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import torch
 from torch import nn
@@ -66,7 +67,8 @@ class DeepSpeedBackend:
     def __init__(self, net: SuperNet, strategy: Strategy, ds_config: Mapping[str, Any], *, layer_groups="single",
                  auto_groups: int = 2, auto_cost: str = "flops", total_steps: int = 1,
                  group_overrides: Mapping[Any, Mapping[str, Any]] | None = None, job_name: str = "train",
-                 monitor_dir: str | Path | None = None) -> None:
+                 monitor_dir: str | Path | None = None, micro_batches: Mapping[int, int] | None = None,
+                 offload_groups: bool | Sequence[int] = ()) -> None:
         import deepspeed
         import torch.distributed as td
 
@@ -80,9 +82,11 @@ class DeepSpeedBackend:
             if bad:
                 raise ValueError(f"train.group_overrides: keys {bad} are not group indices")
         self.net = net
-        self.plan = GroupPlan.build(net, strategy, layer_groups, auto_groups=auto_groups, auto_cost=auto_cost)
+        self.plan = GroupPlan.build(net, strategy, layer_groups, auto_groups=auto_groups, auto_cost=auto_cost,
+                                    micro_batches=micro_batches)
         self.groups = self.plan.groups
         n_groups = len(self.groups)
+        self.plan.offload = _offload_groups(offload_groups, n_groups, strategy.name)
         for k in group_overrides or {}:
             if int(k) >= n_groups:
                 raise ValueError(f"train.group_overrides: group {k} does not exist ({n_groups} layer groups: "
@@ -117,6 +121,7 @@ class DeepSpeedBackend:
             self.engines.append(engine)
             self.optimizers.append(opt)
             self.configs.append(cfg)
+        self._setup_offload(net, strategy)
 
     # ---- the update-backend interface -------------------------------------------------------------
     def _engine(self, layer: int):
@@ -124,6 +129,8 @@ class DeepSpeedBackend:
 
     def run(self, layer: int, fn: Callable[..., T], *args: Any) -> T:
         """``engine(fn, *args)`` on the engine owning ``layer``."""
+        if self.offloads:
+            self._make_resident(layer)
         return self._engine(layer)(fn, *args)
 
     def backward(self, layer: int, loss: torch.Tensor) -> None:
@@ -140,6 +147,8 @@ class DeepSpeedBackend:
         # would be scaled by 1/calls despite scale_wrt_gas=False. CloneBackward passes the gradient unchanged.
         e.backward(loss.clone(), scale_wrt_gas=False)
         e.step()
+        if g in self.offloads and e.micro_steps % e.gradient_accumulation_steps() == 0:
+            self.offloads[g].to_host()  # the window's last call: the group has updated, done for this step
 
     def freeze(self, units: Iterable[str]) -> None:
         """Skip these units' parameter groups at the coming optimizer steps."""
@@ -156,6 +165,8 @@ class DeepSpeedBackend:
                                    "its backward_calls disagree")
         for opt in self.optimizers:
             set_frozen(opt, set())
+        for off in self.offloads.values():
+            off.to_host()  # no-op unless a group got no backward call this step
 
     @property
     def global_steps(self) -> int:
@@ -175,12 +186,66 @@ class DeepSpeedBackend:
     # ---- checkpoints (call on every rank) ---------------------------------------------------------
     def save(self, directory, tag: str) -> None:
         """Each engine writes ``directory/engine{g}/<tag>/``."""
-        for g, e in enumerate(self.engines):
-            e.save_checkpoint(str(Path(directory) / f"engine{g}"), tag=tag)
+        with self._all_resident():
+            for g, e in enumerate(self.engines):
+                e.save_checkpoint(str(Path(directory) / f"engine{g}"), tag=tag)
 
     def load(self, directory, tag: str) -> None:
         """Restore every engine's module, optimizer and schedule from :meth:`save`'s layout."""
-        for g, e in enumerate(self.engines):
-            path, _ = e.load_checkpoint(str(Path(directory) / f"engine{g}"), tag=tag)
-            if path is None:
-                raise FileNotFoundError(f"no checkpoint of layer group {g} under {directory}/engine{g} tag {tag}")
+        with self._all_resident():
+            for g, e in enumerate(self.engines):
+                path, _ = e.load_checkpoint(str(Path(directory) / f"engine{g}"), tag=tag)
+                if path is None:
+                    raise FileNotFoundError(f"no checkpoint of layer group {g} under {directory}/engine{g} "
+                                            f"tag {tag}")
+
+    # ---- host-resident model states of inactive groups (offload.py) -------------------------------
+    def _setup_offload(self, net: SuperNet, strategy: Strategy) -> None:
+        from ..common.dist import device
+        from .offload import GroupOffload
+
+        self.offloads = {g: GroupOffload(self.engines[g], g, device()) for g in self.plan.offload}
+        # Non-greedy's loss of layer i runs a choice of layer i+1 read-only; at the last layer of a group that
+        # choice belongs to the next group, whose parameters then need a device copy (GroupOffload.fetch).
+        self._reads_next = strategy.name == "non_greedy"
+        self._net = net
+        for off in self.offloads.values():
+            off.to_host()  # every opted-in group starts in host memory; run() brings it in when needed
+
+    def _make_resident(self, layer: int) -> None:
+        g = self.plan.group_of(layer)
+        if g in self.offloads:
+            self.offloads[g].to_device()
+        nxt = g + 1
+        if self._reads_next and nxt in self.offloads and 0 <= layer == self.groups[g][-1]:
+            net = self._net
+            self.offloads[nxt].fetch([net.choice(layer + 1, k) for k in net.space.layers[layer + 1].choices])
+
+    @contextlib.contextmanager
+    def _all_resident(self) -> Iterator[None]:
+        """Every group on the device (checkpoint save/load), opted-in groups back to the host afterwards."""
+        for off in self.offloads.values():
+            off.to_device()
+        try:
+            yield
+        finally:
+            for off in self.offloads.values():
+                off.to_host()
+
+    def offload_moves(self) -> dict[int, dict[str, int]]:
+        """Per offloaded group: how often its states went to the host, came back, were fetched read-only."""
+        return {g: dict(off.moves) for g, off in self.offloads.items()}
+
+
+def _offload_groups(spec: bool | Sequence[int], n_groups: int, strategy: str) -> list[int]:
+    """``train.offload_inactive`` (true = every group, or a list of group indices) as a sorted list."""
+    from ..config.schema import ConfigError
+
+    groups = list(range(n_groups)) if spec is True else [] if spec is False else sorted(set(spec))
+    bad = [g for g in groups if not 0 <= g < n_groups]
+    if bad:
+        raise ConfigError(f"train.offload_inactive: groups {bad} do not exist ({n_groups} layer groups)")
+    if groups and strategy == "spos":
+        raise ConfigError("train.offload_inactive: SPOS runs every layer group's forward before any backward, so "
+                         "no group is ever inactive within a step; use greedy or non_greedy")
+    return groups

@@ -28,11 +28,13 @@ class ReferenceBackend:
 
     def __init__(self, net: SuperNet, strategy: Strategy, ds_config: Mapping[str, Any], *, layer_groups="single",
                  auto_groups: int = 2, auto_cost: str = "flops", total_steps: int = 1,
-                 group_overrides: Mapping[Any, Mapping[str, Any]] | None = None) -> None:
+                 group_overrides: Mapping[Any, Mapping[str, Any]] | None = None,
+                 micro_batches: Mapping[int, int] | None = None) -> None:
         from ..config.ds_config import merge_config
 
         self.net = net
-        self.plan = GroupPlan.build(net, strategy, layer_groups, auto_groups=auto_groups, auto_cost=auto_cost)
+        self.plan = GroupPlan.build(net, strategy, layer_groups, auto_groups=auto_groups, auto_cost=auto_cost,
+                                    micro_batches=micro_batches)
         self.groups = self.plan.groups
         self.optimizers, self.schedulers, self.clips = [], [], []
         for g, units in enumerate(self.plan.units):

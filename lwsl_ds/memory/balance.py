@@ -53,7 +53,7 @@ class MicroBatchBackend:
         if bad:
             raise ValueError(f"micro-batch plan: counts must be ints in 1..{batch_size}, got {bad}")
         self.inner = inner
-        self.plan = dict(plan)
+        self.micro_batches = dict(plan)  # not "plan": that name is the inner backend's GroupPlan
         self.batch_size = batch_size
         self.views = views
         self._done: set[int] = set()  # ids of losses already back-propagated micro-batch by micro-batch
@@ -63,7 +63,7 @@ class MicroBatchBackend:
 
     def run(self, layer: int, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn`` over micro-batches with a backward after each; returns full-batch (loss, acc, out)."""
-        parts = self.plan.get(layer, 1)
+        parts = self.micro_batches.get(layer, 1)
         if parts == 1:
             return self.inner.run(layer, fn, *args)
         rows = self.batch_size * self.views

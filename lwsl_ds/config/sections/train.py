@@ -46,6 +46,16 @@ class TrainConfig:
     threads: Optional[int] = spec(None, ge=1, help="CPU threads per rank (default: cores / local ranks)")
     progress: bool = spec(True, help="progress bar on rank 0")
     parallel: ParallelConfig = spec(ParallelConfig(), help="data parallel (default) or layer-parallel training")
+    micro_batches: Union[Literal["off", "auto"], dict[int, int]] = spec(
+        "off", help="balanced memory (greedy/non_greedy, ce): run layer i's losses as micro-batches; auto: counts "
+                    "chosen from the memory accounting under memory_budget_mib; or explicit {layer: count} (-1 = "
+                    "stem). Equal updates without batch norm; see docs/memory.md for BN statistics")
+    memory_budget_mib: Optional[float] = spec(None, gt=0, help="micro_batches=auto: activation budget per layer "
+                                                               "(null: 2x the largest unavoidable per-layer floor)")
+    offload_inactive: Union[bool, list[int]] = spec(
+        False, help="keep the model states (params, grads, optimizer) of these layer groups (true: all) in host "
+                    "memory while another group trains; one host<->device copy per group and step (DeepSpeed "
+                    "backend, greedy/non_greedy)")
 
     def validate(self) -> None:
         """Cross-field checks: explicit layer groups are non-empty lists of non-negative ints."""
@@ -54,6 +64,10 @@ class TrainConfig:
                 raise ConfigError(f"train.layer_groups: every group needs at least one layer, got {self.layer_groups}")
             if any(i < 0 for g in self.layer_groups for i in g):
                 raise ConfigError(f"train.layer_groups: layer indices are 0-based and >= 0, got {self.layer_groups}")
+        if self.memory_budget_mib is not None and self.micro_batches != "auto":
+            raise ConfigError("train.memory_budget_mib: only used with train.micro_batches: auto")
+        if isinstance(self.offload_inactive, list) and any(g < 0 for g in self.offload_inactive):
+            raise ConfigError(f"train.offload_inactive: group indices are >= 0, got {self.offload_inactive}")
         for k in self.group_overrides:
             if not str(k).isdigit():
                 raise ConfigError(f"train.group_overrides: key {k!r} is not a group index (0, 1, ...)")
