@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--groups", type=int, default=1, help="layer groups (engines) for model states")
     ap.add_argument("--zero", type=int, default=0, choices=[0, 1, 2])
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    ap.add_argument("--offload", action="store_true", help="inactive groups' model states in host memory")
+    ap.add_argument("--offload", type=int, nargs="*", default=None,
+                    help="layer groups whose model states wait in host memory while inactive, as "
+                         "train.offload_inactive does (no value: every group); greedy/non_greedy only")
     ap.add_argument("--checkpoint-groups", type=int, nargs="*", default=[], help="groups with checkpointed choices")
     ap.add_argument("--overhead-mib", type=float, default=DEFAULT_OVERHEAD_MIB,
                     help="device-level view without GPU: fixed overhead added to every strategy")
@@ -101,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = from_dict(MemoryConfig, {"strategies": args.strategies, "batch_sizes": args.batch,
                                        "resolution": args.resolution, "rng": args.rng, "budget_mib": args.budget_mib,
                                        "floor_factor": args.floor_factor, "device_overhead_mib": args.overhead_mib,
-                                       "offload_groups": args.offload, "checkpoint_groups": args.checkpoint_groups},
+                                       "offload_groups": args.offload is not None,
+                                       "checkpoint_groups": args.checkpoint_groups},
                         "memory")
         from lwsl_ds.space import load_space
 
@@ -110,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         bad = [g for g in cfg.checkpoint_groups if g >= len(groups)]
         if bad:
             raise ConfigError(f"--checkpoint-groups: {bad} out of range for {len(groups)} groups")
+        offload = (list(range(len(groups))) if args.offload == [] else sorted(set(args.offload or [])))
+        bad = [g for g in offload if not 0 <= g < len(groups)]
+        if bad:
+            raise ConfigError(f"--offload: groups {bad} out of range for {len(groups)} groups")
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -121,23 +128,27 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     ckpt_layers = [i for g in cfg.checkpoint_groups for i in groups[g]]
     common = dict(groups=groups, zero_stage=args.zero, precision=args.precision, objective=args.objective,
-                  offload_inactive=cfg.offload_groups, checkpoint_layers=ckpt_layers, rng=cfg.rng, seed=cfg.seed,
+                  offload_inactive=offload, checkpoint_layers=ckpt_layers, rng=cfg.rng, seed=cfg.seed,
                   reduce_bucket_size=cfg.reduce_bucket_size)
     cuda_why = cuda_available_reason()
     overhead = int(cfg.device_overhead_mib * MIB)
     doc: dict = {"space": space.name, "resolution": space.resolution, "objective": args.objective, "groups": groups,
-                 "zero_stage": args.zero, "precision": args.precision, "rng": cfg.rng,
+                 "zero_stage": args.zero, "precision": args.precision, "rng": cfg.rng, "offloaded_groups": offload,
                  "device_view": "measured (CUDA)" if not cuda_why else
                  f"accounted + {cfg.device_overhead_mib:.0f} MiB fixed overhead ({cuda_why})",
                  "overhead_bytes": None if not cuda_why else overhead, "results": {}}
     md = [f"# Memory report: space `{space.name}`, {space.resolution} px, objective {args.objective}", "",
           f"Groups {groups}, ZeRO {args.zero}, {args.precision}, Adam; draws: {cfg.rng}. Device view: "
           f"{doc['device_view']}.", ""]
+    if offload:
+        md += [f"Offload (train.offload_inactive): groups {offload} keep their model states in host memory while "
+               "inactive (greedy/non_greedy; SPOS keeps all): device model states = the active group's + ZeRO 1/2 "
+               "reduce buckets of the others + non-greedy's read-only next-layer choices; no prefetch.", ""]
     for b in cfg.batch_sizes:
         rows = {}
         t0 = time.time()
         for s in cfg.strategies:
-            rows[s] = account_step(space, s, b, **common)
+            rows[s] = account_step(space, s, b, **{**common, "offload_inactive": [] if s == "spos" else offload})
         if args.balance == "auto":
             for s in [s for s in cfg.strategies if s != "spos"]:
                 budget = int(cfg.budget_mib * MIB) if cfg.budget_mib else None
@@ -149,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         ref = rows.get("spos")
         res = {}
         md += [f"## batch {b} (accounted in {time.time() - t0:.0f} s)", "",
-               "| strategy | activations GiB | % spos | + model states GiB | % spos | device GiB | % spos | "
-               "max/mean layer |", "|---|---|---|---|---|---|---|---|"]
+               f"| strategy | activations GiB | % spos | + model states{' on device' if offload else ''} GiB | % spos "
+               "| device GiB | % spos | max/mean layer |", "|---|---|---|---|---|---|---|---|"]
         for name, acc in rows.items():
             act, full = acc.activation_peak, acc.device_peak
             meas = measure_step(args.space, name.replace("_balanced", ""), b, resolution=space.resolution,

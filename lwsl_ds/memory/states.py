@@ -104,19 +104,26 @@ def engine_states(num_params: int, *, name: str = "engine", zero_stage: int = 0,
 
 
 def offloaded_device_states(groups: list[EngineStates], *, prefetch: bool = True,
-                            read_only_next: list[int] | None = None) -> int:
-    """Device bytes when only the active layer group's model states are on the device.
+                            read_only_next: list[int] | None = None,
+                            offloaded: Iterable[int] | None = None) -> int:
+    """Device bytes when the ``offloaded`` groups' model states (default: all) wait in host memory while inactive.
 
-    The others wait in host memory; with ``prefetch`` the next group's states are copied in while the
-    current group trains, so two groups are resident at the worst moment. ``read_only_next[g]`` adds the
-    bytes of parameters group g uses read-only (non-greedy: layer i+1's choices and decoder at a group
-    boundary).
+    As implemented by ``train.offload_inactive`` (lwsl_ds/engines/offload.py): an offloaded group keeps only
+    its ZeRO 1/2 reduce buckets on the device while inactive (DeepSpeed 0.19.8 does not move them); groups
+    not offloaded keep everything. With ``prefetch`` the next offloaded group's states are counted as copied
+    in while the current one trains (the implementation does not prefetch: pass False to match it).
+    ``read_only_next[g]`` adds the bytes of parameters group g uses read-only from group g+1 when g+1 is
+    offloaded (non-greedy: layer i+1's choices at a group boundary, fetched as device copies).
     """
+    off = set(range(len(groups))) if offloaded is None else set(offloaded)
     extra = read_only_next or [0] * len(groups)
-    worst = 0
+    base = sum(st.buckets if g in off else st.total for g, st in enumerate(groups))
+    worst = base
     for g, st in enumerate(groups):
-        now = st.total + extra[g]
-        if prefetch and g + 1 < len(groups):
-            now += groups[g + 1].total
+        now = base + (st.total - st.buckets if g in off else 0)
+        if g + 1 < len(groups) and g + 1 in off:
+            now += extra[g]
+            if prefetch:
+                now += groups[g + 1].total - groups[g + 1].buckets
         worst = max(worst, now)
     return worst

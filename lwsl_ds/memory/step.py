@@ -83,6 +83,7 @@ class StepAccount:
     device_states: int  # model states resident on the device (after offload, if any)
     plan: dict[int, int] = field(default_factory=dict)
     checkpointed: list[int] = field(default_factory=list)
+    offloaded: list[int] = field(default_factory=list)  # groups whose model states wait in host memory
 
     @property
     def activation_peak(self) -> int:
@@ -110,7 +111,8 @@ class StepAccount:
                 "activation_peak_bytes": self.activation_peak, "model_states_bytes": self.model_states,
                 "device_states_bytes": self.device_states, "device_peak_bytes": self.device_peak,
                 "engines": [e.to_dict() for e in self.engines], "micro_batches": {str(k): v for k, v in self.plan.items()},
-                "checkpointed_layers": self.checkpointed, "activations": self.profile.to_dict()}
+                "checkpointed_layers": self.checkpointed, "offloaded_groups": self.offloaded,
+                "activations": self.profile.to_dict()}
 
 
 def build_net(space: SearchSpace | str, objective: str = "ce", device: str = "meta",
@@ -140,7 +142,10 @@ def group_states(net: SuperNet, strategy: Strategy, groups: list[list[int]], *, 
 
 
 def _read_only_bytes(net: SuperNet, groups: list[list[int]], precision: str) -> list[int]:
-    """Non-greedy at a group boundary reads layer (last+1)'s choices and decoder: their parameters."""
+    """Non-greedy at a group boundary reads layer (last+1)'s choices (of the next group): their parameters.
+
+    decoder_of(last+1) is trained by layer last's loss, so it belongs to the active group already.
+    """
     from .states import DTYPE_BYTES
 
     n = net.num_layers
@@ -150,7 +155,7 @@ def _read_only_bytes(net: SuperNet, groups: list[list[int]], precision: str) -> 
         if nxt >= n:
             out.append(0)
             continue
-        mods = [net.choice(nxt, k) for k in net.space.layers[nxt].choices] + [net.decoder_of(nxt)]
+        mods = [net.choice(nxt, k) for k in net.space.layers[nxt].choices]
         out.append(DTYPE_BYTES[precision] * sum(p.numel() for m in mods for p in m.parameters()))
     return out
 
@@ -158,7 +163,8 @@ def _read_only_bytes(net: SuperNet, groups: list[list[int]], precision: str) -> 
 def account_step(space: SearchSpace | str, strategy: str, batch_size: int, *, resolution: int | None = None,
                  objective: str = "ce", device: str = "meta", rng: str = "worst", seed: int = 0,
                  groups: list[list[int]] | None = None, plan: Mapping[int, int] | None = None,
-                 checkpoint_layers: Sequence[int] = (), offload_inactive: bool = False, zero_stage: int = 0,
+                 checkpoint_layers: Sequence[int] = (), offload_inactive: bool | Sequence[int] = False,
+                 zero_stage: int = 0,
                  world_size: int = 1, precision: str = "fp32", optimizer: str = "adam",
                  reduce_bucket_size: int = DEFAULT_BUCKET, net: SuperNet | None = None) -> StepAccount:
     """Run one real ``strategy`` step under the tracker and return its accounted memory."""
@@ -194,10 +200,19 @@ def account_step(space: SearchSpace | str, strategy: str, batch_size: int, *, re
     net.zero_grad(set_to_none=True)
     engines = group_states(net, strat, groups, zero_stage=zero_stage, world_size=world_size, precision=precision,
                            optimizer=optimizer, reduce_bucket_size=reduce_bucket_size)
-    if offload_inactive and len(groups) > 1:
+    # As train.offload_inactive does it (true: every group; or group indices); see engines/offload.py.
+    offloaded = list(range(len(groups))) if offload_inactive is True else sorted(set(offload_inactive or []))
+    bad = [g for g in offloaded if not 0 <= g < len(groups)]
+    if bad:
+        raise ValueError(f"offload_inactive: groups {bad} do not exist ({len(groups)} layer groups)")
+    if offloaded and strategy == "spos":
+        raise ValueError("offload_inactive: SPOS needs every group's states within a step (forward of all, then "
+                         "backward); offload applies to greedy and non_greedy")
+    if offloaded and len(groups) > 1:
         extra = _read_only_bytes(net, groups, precision) if strategy == "non_greedy" else None
-        device_states = offloaded_device_states(engines, prefetch=False, read_only_next=extra)
+        device_states = offloaded_device_states(engines, prefetch=False, read_only_next=extra, offloaded=offloaded)
     else:
+        offloaded = []  # one group is always the active one: nothing is ever inactive
         device_states = sum(e.total for e in engines)
     return StepAccount(strategy, sp.name, sp.resolution, batch_size, tracker.profile(), batch_bytes, engines,
-                       device_states, dict(plan or {}), list(checkpoint_layers))
+                       device_states, dict(plan or {}), list(checkpoint_layers), offloaded)

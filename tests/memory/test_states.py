@@ -51,3 +51,21 @@ def test_offload_keeps_only_the_active_group() -> None:
     assert offloaded_device_states(groups, prefetch=False) == 16 * 3 * N
     assert offloaded_device_states(groups, prefetch=True) == 16 * 5 * N  # g1 active while g2 comes in
     assert offloaded_device_states(groups, prefetch=False, read_only_next=[7, 0, 0]) == 16 * 3 * N
+
+
+def test_offload_per_group_keeps_zero12_buckets_on_device() -> None:
+    """As engines/offload.py implements it: chosen groups only, their reduce buckets stay resident."""
+    z2 = [engine_states(N, name="g0", zero_stage=2, reduce_bucket_size=100),
+          engine_states(3 * N, name="g1", zero_stage=2, reduce_bucket_size=100),
+          engine_states(2 * N, name="g2", zero_stage=2, reduce_bucket_size=100)]
+    b = z2[0].buckets
+    assert b > 0 and all(e.buckets == b for e in z2)
+    assert offloaded_device_states(z2, prefetch=False) == z2[1].total + 2 * b  # g1 active, the others' buckets
+    # g2 always resident: g0 or g1 active beside it
+    assert offloaded_device_states(z2, prefetch=False, offloaded=[0, 1]) == z2[1].total + b + z2[2].total
+    # read-only bytes of group g from group g+1 count only while g+1 is offloaded
+    big = 10 ** 9
+    assert offloaded_device_states(z2, prefetch=False, offloaded=[0, 1], read_only_next=[0, big, 0]) == \
+        z2[1].total + b + z2[2].total
+    assert offloaded_device_states(z2, prefetch=False, offloaded=[0, 1], read_only_next=[big, 0, 0]) == \
+        z2[0].total + b + z2[2].total + big

@@ -61,3 +61,23 @@ def test_bad_arguments() -> None:
         account_step("demo", "spos", 4, plan={0: 2})
     with pytest.raises(ValueError, match="unknown strategy"):
         account_step("demo", "fast", 4)
+
+
+def test_offload_accounting_matches_the_implementation() -> None:
+    """Per-group offload; non-greedy adds layer i+1's choices (read-only, next group); SPOS is refused."""
+    groups = [[0], [1], [2, 3]]
+    on = account_step("demo", "non_greedy", B, resolution=32, groups=groups)
+    off = account_step("demo", "non_greedy", B, resolution=32, groups=groups, offload_inactive=[0, 1])
+    net = build_net("demo", resolution=32)
+    choices1 = 4 * sum(p.numel() for k in net.space.layers[1].choices for p in net.choice(1, k).parameters())
+    e0, e1, e2 = off.engines  # ZeRO 0: no buckets stay behind
+    assert off.offloaded == [0, 1] and off.to_dict()["offloaded_groups"] == [0, 1]
+    # group 0 active (+ layer 1's choices fetched read-only from offloaded group 1), or group 1 active;
+    # group 2 is not offloaded: always resident
+    assert off.device_states == max(e0.total + choices1 + e2.total, e1.total + e2.total) < on.device_states
+    assert on.device_states == on.model_states == e0.total + e1.total + e2.total
+    greedy = account_step("demo", "greedy", B, resolution=32, groups=groups, offload_inactive=[0, 1])
+    g0, g1, g2 = greedy.engines
+    assert greedy.device_states == max(g0.total, g1.total) + g2.total  # greedy reads nothing of the next group
+    with pytest.raises(ValueError, match="SPOS"):
+        account_step("demo", "spos", B, resolution=32, groups=groups, offload_inactive=True)
