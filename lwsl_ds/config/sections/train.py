@@ -68,6 +68,9 @@ class TrainConfig:
             raise ConfigError("train.memory_budget_mib: only used with train.micro_batches: auto")
         if isinstance(self.offload_inactive, list) and any(g < 0 for g in self.offload_inactive):
             raise ConfigError(f"train.offload_inactive: group indices are >= 0, got {self.offload_inactive}")
+        if self.parallel.mode == "layer" and (self.micro_batches != "off" or self.offload_inactive):
+            raise ConfigError("train.micro_batches / train.offload_inactive: not implemented for "
+                              "train.parallel.mode=layer (each rank set holds one layer group there already)")
         for k in self.group_overrides:
             if not str(k).isdigit():
                 raise ConfigError(f"train.group_overrides: key {k!r} is not a group index (0, 1, ...)")
