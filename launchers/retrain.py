@@ -24,6 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from lwsl_ds.config.cli_args import add_override_args, overrides_of  # noqa: E402
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments (``--local_rank`` is accepted for the deepspeed launcher and ignored)."""
@@ -33,8 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="DeepSpeed JSON: batch size, ZeRO stage, precision, gradient clipping")
     p.add_argument("--arch", default=None, help="arch YAML from search (default: retrain.arch of the config)")
     p.add_argument("--run_dir", default=None, help="run directory (default: <run_root>/<name>)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override, e.g. retrain.max_steps=20 (repeatable)")
+    add_override_args(p)
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", default=None, metavar="auto|CHECKPOINT",
                    help="'auto': continue from the run directory's latest checkpoint, start fresh when there is "
@@ -55,7 +56,7 @@ def build_job(args: argparse.Namespace):
     from lwsl_ds.retrain.trainer import RetrainJob, prepare_ds_config
     from lwsl_ds.space import load_arch
 
-    exp = load_experiment(args.config, args.overrides)
+    exp = load_experiment(args.config, overrides_of(args))
     raw_ds = load_ds_config(args.ds_config)
     world = int(os.environ.get("WORLD_SIZE") or os.environ.get("SLURM_STEP_NUM_TASKS") or 1)
     prepare_ds_config(raw_ds, world, args.ds_config)  # fail fast; re-checked with the real world size later

@@ -27,6 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from lwsl_ds.config.cli_args import add_override_args, overrides_of  # noqa: E402
+
 log = logging.getLogger("lwsl_ds.search")
 
 
@@ -35,8 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="experiment YAML (configs/<name>.yaml)")
     p.add_argument("--checkpoint", required=True, help="run directory of the trained super-net (or supernet.pt)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override, e.g. search.max_flops=330e6 (repeatable)")
+    add_override_args(p)
     p.add_argument("--out", default=None, help="output folder (overrides search.out_dir)")
     p.add_argument("--restart", action="store_true", help="ignore a saved search state and start over")
     p.add_argument("--device", default=None, help="torch device (default: this rank's GPU, else cpu)")
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from lwsl_ds.config import ConfigError, load_experiment
     try:
-        cfg = load_experiment(args.config, args.overrides)
+        cfg = load_experiment(args.config, overrides_of(args))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -32,11 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command line: --ds_config, --config, overrides a.b=c, --resume, --backend, --local_rank."""
+    """Command line: --ds_config, --config, overrides (--set a.b=c or trailing a.b=c), --resume, --backend."""
+    from lwsl_ds.config.cli_args import add_override_args
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ds_config", required=True, help="DeepSpeed JSON (batch size, optimizer, ZeRO, precision)")
     p.add_argument("--config", required=True, help="experiment YAML (space, data, train)")
-    p.add_argument("overrides", nargs="*", help="experiment overrides, e.g. train.strategy=greedy")
+    add_override_args(p)
     p.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
     p.add_argument("--backend", choices=["deepspeed", "reference"], default="deepspeed",
                    help="reference: plain torch optimizers (the oracle; for tests and benchmarks)")
@@ -81,11 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
 
     from lwsl_ds.config import load_experiment, to_dict
+    from lwsl_ds.config.cli_args import overrides_of
     from lwsl_ds.config.ds_config import load_ds_config, micro_batch_size, validate_ds_config
     from lwsl_ds.common.launch_env import detect
 
     # ---- everything that can be wrong with the input fails here, before any process group or data
-    cfg = load_experiment(args.config, args.overrides)
+    cfg = load_experiment(args.config, overrides_of(args))
     ds = load_ds_config(args.ds_config)
     env = detect()
     if cfg.train.parallel.mode == "layer":  # batch arithmetic is per layer group (data_parallel ranks)

@@ -21,13 +21,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lwsl_ds.config.cli_args import add_override_args, overrides_of  # noqa: E402
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line: --ds_config, --config, overrides, --parallel k=v, --resume, --backend, --local_rank."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ds_config", required=True, help="DeepSpeed JSON (batch size per rank, optimizer, ZeRO)")
     p.add_argument("--config", required=True, help="experiment YAML (space, data, train)")
-    p.add_argument("overrides", nargs="*", help="experiment overrides, e.g. train.strategy=greedy")
+    add_override_args(p)
     p.add_argument("--parallel", action="append", default=[], metavar="KEY=VALUE",
                    help="layer-parallel setting, e.g. --parallel replica_lag=0 (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from lwsl_ds.config import load_experiment
     from lwsl_ds.config.ds_config import load_ds_config
 
-    cfg = load_experiment(args.config, args.overrides)
+    cfg = load_experiment(args.config, overrides_of(args))
     ds = load_ds_config(args.ds_config)
     par = parallel_config(args.parallel)
     env = detect()
