@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                             auto_cost=t.auto_cost, total_steps=total, group_overrides=t.group_overrides,
                             job_name=cfg.name, monitor_dir=run_dir / "monitor",
                             micro_batches=t.micro_batches, memory_budget_mib=t.memory_budget_mib,
-                            offload_inactive=t.offload_inactive)
+                            offload_inactive=t.offload_inactive, activation_checkpointing=t.activation_checkpointing)
     log.info("%s super-net, %s strategy, %s objective, %d rank(s), %d steps of %d images/rank\n%s",
              space.name, t.strategy, t.objective, env.world_size, total, micro_batch_size(ds, env.world_size),
              backend.plan.describe())

@@ -22,7 +22,7 @@ def __getattr__(name: str):
 
 
 def build_backend(kind: str, net, strategy, ds_config, *, micro_batches="off", memory_budget_mib=None,
-                  offload_inactive=False, **kw):
+                  offload_inactive=False, activation_checkpointing=False, **kw):
     """``kind`` 'deepspeed' or 'reference'; other keyword arguments as the backends' constructors.
 
     ``micro_batches`` ('off', 'auto' or layer -> count; ``train.micro_batches``) runs layer i's losses as
@@ -30,10 +30,14 @@ def build_backend(kind: str, net, strategy, ds_config, *, micro_batches="off", m
     returned backend is a :class:`~lwsl_ds.memory.MicroBatchBackend` around the engines. ``auto`` chooses the
     counts from the accounting for this net and the ds_config's per-rank batch, under ``memory_budget_mib``.
     ``offload_inactive`` (true or group indices) keeps those groups' model states in host memory while they
-    are not training (DeepSpeed backend only; see offload.py).
+    are not training (DeepSpeed backend only; see offload.py). ``activation_checkpointing`` (true or group
+    indices) runs every choice called by those groups' losses under activation checkpointing: the engines
+    are wrapped in a :class:`~lwsl_ds.memory.CheckpointBackend` (inside the micro-batch wrapper, so each
+    micro-batch is checkpointed; see lwsl_ds/memory/checkpointing.py).
     """
     from ..config.ds_config import micro_batch_size
     from ..config.schema import ConfigError
+    from ..memory.checkpointing import CheckpointBackend, checkpoint_groups_of
     from ..memory.training import resolve_micro_batches
 
     import torch.distributed as td
@@ -56,6 +60,10 @@ def build_backend(kind: str, net, strategy, ds_config, *, micro_batches="off", m
         backend = ReferenceBackend(net, strategy, ds_config, micro_batches=plan, **kw)
     else:
         raise ValueError(f"unknown backend {kind!r}; choose 'deepspeed' or 'reference'")
+    ckpt = checkpoint_groups_of(activation_checkpointing, backend.groups)
+    if ckpt:
+        backend.plan.checkpointed = ckpt
+        backend = CheckpointBackend(backend, net, [i for g in ckpt for i in backend.groups[g]], backend.groups)
     if plan:
         from ..memory.balance import MicroBatchBackend
 

@@ -21,6 +21,7 @@ class GroupPlan:
     calls: list[int]
     micro_batches: dict[int, int] = field(default_factory=dict)  # layer (-1 = stem) -> micro-batches
     offload: list[int] = field(default_factory=list)  # groups whose states wait in host memory when inactive
+    checkpointed: list[int] = field(default_factory=list)  # groups whose losses run choices checkpointed
 
     @classmethod
     def build(cls, net: SuperNet, strategy: Strategy, layer_groups="single", *, auto_groups: int = 2,
@@ -55,5 +56,7 @@ class GroupPlan:
                                                       for i in own)
             if g in self.offload:
                 line += ", model states in host memory when inactive"
+            if g in self.checkpointed:
+                line += ", choices under activation checkpointing"
             lines.append(line)
         return "\n".join(lines)

@@ -10,12 +10,13 @@ Example::
 
 from .balance import (MicroBatchBackend, checkpoint_choices, micro_backward_calls, micro_group_calls,
                       plan_micro_batches, split_batch)
+from .checkpointing import CheckpointBackend, checkpoint_groups_of
 from .planner import BalancePlan, auto_balance, calibrate
 from .states import DEFAULT_BUCKET, EngineStates, engine_states, offloaded_device_states
 from .step import AccountingBackend, StepAccount, WorstCaseRng, account_step, build_net
 from .tracker import CATEGORIES, PhaseProfile, StepProfile, StepTracker, saved_bytes
 
-__all__ = ["MicroBatchBackend", "checkpoint_choices", "micro_backward_calls", "micro_group_calls", "plan_micro_batches", "split_batch",
+__all__ = ["CheckpointBackend", "checkpoint_groups_of", "MicroBatchBackend", "checkpoint_choices", "micro_backward_calls", "micro_group_calls", "plan_micro_batches", "split_batch",
            "BalancePlan", "auto_balance", "calibrate", "DEFAULT_BUCKET", "EngineStates", "engine_states",
            "offloaded_device_states", "AccountingBackend", "StepAccount", "WorstCaseRng", "account_step", "build_net",
            "CATEGORIES", "PhaseProfile", "StepProfile", "StepTracker", "saved_bytes"]

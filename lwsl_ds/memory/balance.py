@@ -15,22 +15,18 @@ micro-batch (M updates per step instead of 1: with momentum 0.1 the running aver
 1 - 0.9^M of its past per step). ``infonce`` over micro-batches keeps the two views of each image
 together but sees fewer negatives, so it is a different loss; the plan is refused for it unless asked.
 
-**Checkpointing** (:func:`checkpoint_choices`): a choice's forward runs under ``torch.utils.checkpoint``
-(non-reentrant) so only its input is kept and its activations are recomputed in its backward. Batch norm
-running statistics are restored after the recomputation, so they advance once per forward as without
-checkpointing. A read-only call (non-greedy's f_{i+1,k}) is never checkpointed: its recomputation would
-run outside ``functional_call`` and put gradient into weights that must stay untouched.
+**Checkpointing** inside a choice: see :mod:`lwsl_ds.memory.checkpointing`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import types
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 import torch
 from torch import nn
+
+from .checkpointing import checkpoint_choices  # lives there; re-exported for existing imports
 
 __all__ = ["MicroBatchBackend", "micro_backward_calls", "micro_group_calls", "split_batch", "checkpoint_choices", "plan_micro_batches"]
 
@@ -137,51 +133,3 @@ def plan_micro_batches(work: Mapping[int, int], floor: Mapping[int, int], budget
             m += 1
         plan[layer] = m
     return plan
-
-
-# ---- activation checkpointing inside a choice -----------------------------------------------------
-def _bn_state(module: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [(b, b.clone()) for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-            for b in m.buffers()]
-
-
-def _checkpointed_forward(module: nn.Module, original: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-    from torch.utils.checkpoint import checkpoint
-
-    def forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        params = list(self.parameters())
-        # Read-only calls pass detached parameters through functional_call: never checkpoint those.
-        if not torch.is_grad_enabled() or not params or not any(p.requires_grad for p in params):
-            return original(x)
-        calls = [0]
-
-        def run(inp: torch.Tensor) -> torch.Tensor:
-            calls[0] += 1
-            if calls[0] == 1:
-                return original(inp)
-            saved = _bn_state(self)  # recomputation: keep BN running statistics as they were
-            try:
-                return original(inp)
-            finally:
-                for buf, old in saved:
-                    buf.copy_(old)
-
-        return checkpoint(run, x, use_reentrant=False)
-
-    return types.MethodType(forward, module)
-
-
-@contextlib.contextmanager
-def checkpoint_choices(modules: Iterable[nn.Module]) -> Iterator[None]:
-    """Within the block, the given choice modules run their forward under activation checkpointing."""
-    patched = []
-    try:
-        for m in modules:
-            if "forward" in m.__dict__:
-                raise ValueError(f"{type(m).__name__}: forward is already patched (nested checkpoint_choices?)")
-            m.forward = _checkpointed_forward(m, m.forward)  # instance attribute: state_dict unchanged
-            patched.append(m)
-        yield
-    finally:
-        for m in patched:
-            del m.forward

@@ -27,7 +27,8 @@ from ..objectives import get_objective
 from ..space import SearchSpace, SuperNet, load_space
 from ..strategies import get_strategy
 from ..strategies.base import Strategy
-from .balance import MicroBatchBackend, checkpoint_choices
+from .balance import MicroBatchBackend
+from .checkpointing import CheckpointBackend
 from .states import DEFAULT_BUCKET, EngineStates, engine_states, offloaded_device_states
 from .tracker import StepProfile, StepTracker
 
@@ -189,13 +190,13 @@ def account_step(space: SearchSpace | str, strategy: str, batch_size: int, *, re
     labels = torch.zeros(batch_size, dtype=torch.long, device=dev)
     batch_bytes = images.untyped_storage().nbytes() + labels.untyped_storage().nbytes()
     backend: Any = AccountingBackend(groups)
+    if checkpoint_layers:  # as train.activation_checkpointing runs it (every choice call of those layers' losses)
+        backend = CheckpointBackend(backend, net, checkpoint_layers, groups)
     if plan:
         backend = MicroBatchBackend(backend, plan, batch_size, views)
-    ckpt = [m for i in checkpoint_layers for k, m in ((k, net.choice(i, k)) for k in sp.layers[i].choices)
-            if any(True for _ in m.parameters())]
     draw = WorstCaseRng(sp) if rng == "worst" else random.Random(seed)
     tracker = StepTracker(net)
-    with checkpoint_choices(ckpt), tracker:
+    with tracker:
         strat.step(net, images, labels, backend, draw, tracker=tracker)
     net.zero_grad(set_to_none=True)
     engines = group_states(net, strat, groups, zero_stage=zero_stage, world_size=world_size, precision=precision,

@@ -56,6 +56,10 @@ class TrainConfig:
         False, help="keep the model states (params, grads, optimizer) of these layer groups (true: all) in host "
                     "memory while another group trains; one host<->device copy per group and step (DeepSpeed "
                     "backend, greedy/non_greedy)")
+    activation_checkpointing: Union[bool, list[int]] = spec(
+        False, help="run every choice module called by these layer groups' losses (true: all groups) under "
+                    "activation checkpointing: only its input is kept, its activations are recomputed in "
+                    "backward (one extra forward per choice; same updates, BN statistics advance once)")
 
     def validate(self) -> None:
         """Cross-field checks: explicit layer groups are non-empty lists of non-negative ints."""
@@ -68,6 +72,12 @@ class TrainConfig:
             raise ConfigError("train.memory_budget_mib: only used with train.micro_batches: auto")
         if isinstance(self.offload_inactive, list) and any(g < 0 for g in self.offload_inactive):
             raise ConfigError(f"train.offload_inactive: group indices are >= 0, got {self.offload_inactive}")
+        if isinstance(self.activation_checkpointing, list) and any(g < 0 for g in self.activation_checkpointing):
+            raise ConfigError("train.activation_checkpointing: group indices are >= 0, got "
+                              f"{self.activation_checkpointing}")
+        if self.parallel.mode == "layer" and self.activation_checkpointing:
+            raise ConfigError("train.activation_checkpointing: not implemented for train.parallel.mode=layer (the "
+                              "layer-parallel trainer does not run its losses through build_backend)")
         if self.parallel.mode == "layer" and (self.micro_batches != "off" or self.offload_inactive):
             raise ConfigError("train.micro_batches / train.offload_inactive: not implemented for "
                               "train.parallel.mode=layer (each rank set holds one layer group there already)")
