@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--offload", type=int, nargs="*", default=None,
                     help="layer groups whose model states wait in host memory while inactive, as "
                          "train.offload_inactive does (no value: every group); greedy/non_greedy only")
-    ap.add_argument("--checkpoint-groups", type=int, nargs="*", default=[], help="groups with checkpointed choices")
+    ap.add_argument("--checkpoint-groups", type=int, nargs="*", default=[],
+                    help="groups whose losses run every choice they call under activation checkpointing, as "
+                         "train.activation_checkpointing does")
     ap.add_argument("--overhead-mib", type=float, default=DEFAULT_OVERHEAD_MIB,
                     help="device-level view without GPU: fixed overhead added to every strategy")
     ap.add_argument("--out", default="runs/memory/report")
@@ -144,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         md += [f"Offload (train.offload_inactive): groups {offload} keep their model states in host memory while "
                "inactive (greedy/non_greedy; SPOS keeps all): device model states = the active group's + ZeRO 1/2 "
                "reduce buckets of the others + non-greedy's read-only next-layer choices; no prefetch.", ""]
+    if ckpt_layers:
+        md += [f"Activation checkpointing (train.activation_checkpointing): groups {cfg.checkpoint_groups} run every "
+               "choice their losses call (non-greedy's read-only next-layer choice included) checkpointed: only "
+               "its input is saved, its activations are recomputed in backward.", ""]
     for b in cfg.batch_sizes:
         rows = {}
         t0 = time.time()

@@ -55,3 +55,16 @@ def test_launcher_auto_micro_batches_and_offload(tmp_path: Path) -> None:
     a = torch.load(plain / "supernet.pt", weights_only=True)
     b = torch.load(off / "supernet.pt", weights_only=True)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_launcher_activation_checkpointing(tmp_path: Path) -> None:
+    """train.activation_checkpointing=[1] (with the auto micro-batches of _train) is accepted, logged for group 1
+    only, and gives the same final weights and BN buffers as the run without it."""
+    plain = _train(tmp_path, "plain")
+    ck = _train(tmp_path, "ckpt", "train.activation_checkpointing=[1]")
+    lines = [x for x in (ck / "train.log").read_text().splitlines() if x.lstrip().startswith("group ")]
+    assert [("choices under activation checkpointing" in x) for x in lines] == [False, True], lines
+    a = torch.load(plain / "supernet.pt", weights_only=True)
+    b = torch.load(ck / "supernet.pt", weights_only=True)
+    assert a.keys() == b.keys()
+    assert max(float((a[k].double() - b[k].double()).abs().max()) for k in a) <= 1e-6
