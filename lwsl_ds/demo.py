@@ -5,9 +5,11 @@
     python -m lwsl_ds.demo --overwrite     # delete runs/demo and start over
 
 Phases: non-greedy super-net training with DeepSpeed (2 layer groups) -> memory report -> FLOPs-limited
-evolutionary search -> short retraining of the best arch -> representation shift of the super-net ->
-``runs/demo/report.html`` (+ ``report.md``). Each phase prints one header line, shows the launcher's own
-progress bar, and ends with one result line.
+evolutionary search -> short retraining of the best arch -> a single-path (spos) super-net trained for the
+same training time -> ground truth (K sampled archs trained briefly from scratch) -> ranking (Kendall tau
+with bootstrap interval) and representation shift of both super-nets -> ``runs/demo/report.html``
+(+ ``report.md``). Each phase prints one header line, shows the launcher's own progress bar, and ends with
+one result line.
 """
 
 from __future__ import annotations
@@ -21,10 +23,18 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Union
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "demo.yaml"
 MIN_FREE_BYTES = 500 * 2**20  # data (~20 MB), checkpoints and exports stay well below this
+# Ground truth: K archs, each trained from scratch for STEPS steps on the whole demo train split (3000
+# images). Measured on 2 cores: see docs/demo.md (about 10 s per arch on an idle machine).
+TRUTH_ARCHS = 10
+TRUTH_STEPS = 60
+# The spos run gets this many times the non-greedy run's epochs as its schedule, so that the time budget,
+# not the step count, ends it (a spos step trains one path, a non-greedy step every choice of every layer).
+SPOS_EPOCH_FACTOR = 6
 
 
 @dataclass(frozen=True)
@@ -32,7 +42,22 @@ class Phase:
     """One step of the demo: a name, the command that runs it, and where its marker file goes."""
 
     name: str
-    cmd: list[str]
+    cmd: Union[list[str], Callable[[], list[str]]]  # a callable when it depends on an earlier phase's output
+
+    def command(self) -> list[str]:
+        """The command line (built now when it depends on earlier phases)."""
+        return self.cmd() if callable(self.cmd) else self.cmd
+
+
+def train_seconds(run_dir: Path) -> tuple[float, int]:
+    """(cumulative step seconds, step) of a super-net run, from the last line of its metrics.jsonl."""
+    path = run_dir / "metrics.jsonl"
+    lines = path.read_text().strip().splitlines() if path.is_file() else []
+    last = json.loads(lines[-1]) if lines else {}
+    if "train_seconds" not in last:
+        raise RuntimeError(f"{path}: no train_seconds in the last metrics line (a run from before the loop "
+                           "recorded its step time?); rerun the demo with --overwrite")
+    return float(last["train_seconds"]), int(last["step"])
 
 
 def _phases(run: Path) -> list[Phase]:
@@ -40,10 +65,12 @@ def _phases(run: Path) -> list[Phase]:
     ds = str(Path(py).with_name("deepspeed"))
     cfg = str(CONFIG)
     sup = run / "supernet"
+    truth = run / "groundtruth"
     return [
         Phase("super-net training (non_greedy, DeepSpeed, 2 layer groups)",
-              [ds, "--num_gpus", "1", str(REPO / "launchers/train.py"), "--ds_config",
-               str(REPO / "ds_configs/train_cpu.json"), "--config", cfg, f"run_root={run}", "name=supernet"]),
+              lambda: [ds, "--num_gpus", "1", str(REPO / "launchers/train.py"), "--ds_config",
+                       str(REPO / "ds_configs/train_cpu.json"), "--config", cfg, f"run_root={run}", "name=supernet",
+                       *_resume(sup)]),
         Phase("memory report (accounted, per strategy and per layer)",
               [py, str(REPO / "profiling/memory_report.py"), "--space", "demo", "--resolution", "32", "--batch", "32",
                "--out", str(run / "memory")]),
@@ -52,8 +79,35 @@ def _phases(run: Path) -> list[Phase]:
                "--out", str(run / "search")]),
         Phase("retraining the best arch from scratch (DeepSpeed)",
               [py, str(REPO / "launchers/retrain.py"), "--ds_config", str(REPO / "ds_configs/retrain_cpu.json"),
-               "--config", cfg, "--arch", str(run / "search" / "best_arch.yaml"), "--run_dir", str(run / "retrain")]),
+               "--config", cfg, "--arch", str(run / "search" / "best_arch.yaml"), "--run_dir", str(run / "retrain"),
+               "--resume", "auto"]),
+        Phase("single-path super-net (spos) for the same training time",
+              lambda: [ds, "--num_gpus", "1", str(REPO / "launchers/train.py"), "--ds_config",
+                       str(REPO / "ds_configs/train_cpu.json"), "--config", cfg, f"run_root={run}", "name=spos",
+                       "train.strategy=spos", f"train.max_minutes={train_seconds(sup)[0] / 60!r}",
+                       f"train.epochs={_epochs() * SPOS_EPOCH_FACTOR}", *_resume(run / "spos")]),
+        Phase(f"ground truth: {TRUTH_ARCHS} sampled archs trained from scratch for {TRUTH_STEPS} steps each",
+              [py, str(REPO / "launchers/groundtruth.py"), "--config", cfg, "--ds_config",
+               str(REPO / "ds_configs/retrain_cpu.json"), "--out", str(truth), "--archs", str(TRUTH_ARCHS),
+               "--steps", str(TRUTH_STEPS), "data.max_per_class=null"]),
+        *[Phase(f"ranking and representation shift of the {name} super-net",
+                [py, str(REPO / "launchers/rank.py"), "--config", cfg, "--checkpoint", str(run / folder),
+                 "--out", str(run / "rank" / name), "--title", name, "--no-progress",
+                 f"rank.truth={truth / 'truth.csv'}", f"rank.archs_file={truth / 'archs.txt'}"])
+          for name, folder in (("non_greedy", "supernet"), ("spos", "spos"))],
     ]
+
+
+def _resume(train_dir: Path) -> list[str]:
+    """``--resume`` when an interrupted training run left checkpoints (its step time carries over)."""
+    return ["--resume"] if (train_dir / "checkpoints").is_dir() else []
+
+
+def _epochs() -> int:
+    """train.epochs of the demo config (the non-greedy run's length)."""
+    import yaml
+
+    return int((yaml.safe_load(CONFIG.read_text()).get("train") or {}).get("epochs", 1))
 
 
 def _result_line(run: Path, k: int) -> str:
@@ -75,7 +129,24 @@ def _result_line(run: Path, k: int) -> str:
         if k == 3:
             final = json.loads((run / "retrain" / "final.json").read_text())
             return f"step {final.get('step')}: top-1 {final.get('top1')} (EMA weights: {final.get('ema')})"
-    except (OSError, ValueError, KeyError, IndexError) as e:
+        if k == 4:
+            (ng_s, ng_step), (sp_s, sp_step) = train_seconds(run / "supernet"), train_seconds(run / "spos")
+            return (f"spos {sp_step} steps in {sp_s:.1f} s of step time; non_greedy {ng_step} steps in "
+                    f"{ng_s:.1f} s")
+        if k == 5:
+            import csv
+
+            with (run / "groundtruth" / "truth.csv").open() as f:
+                accs = sorted(float(r["accuracy"]) for r in csv.DictReader(f))
+            return f"{len(accs)} archs, top-1 {accs[0]:.3f}..{accs[-1]:.3f}"
+        if k in (6, 7):
+            name = "non_greedy" if k == 6 else "spos"
+            rank = json.loads((run / "rank" / name / "ranking.json").read_text())
+            tau = rank["metrics"]["kendall_tau"]
+            shift = json.loads((run / "rank" / name / "shift.json").read_text())
+            return (f"Kendall tau {tau['value']:.3f} [{tau['lo']:.3f}, {tau['hi']:.3f}]; shift off-diagonal "
+                    f"mean {shift['off_diagonal_mean']:.3f}")
+    except (OSError, ValueError, KeyError, IndexError, RuntimeError) as e:
         return f"(no summary: {e})"
     return ""
 
@@ -115,9 +186,14 @@ def main(argv: list[str] | None = None) -> int:
         if marker.exists():
             print(f"{head}: already done (--resume)", flush=True)
             continue
-        print(f"{head} ...\n  + {' '.join(phase.cmd)}", flush=True)
+        try:
+            cmd = phase.command()
+        except (OSError, RuntimeError, ValueError) as e:
+            print(f"error: phase '{phase.name}' cannot start: {e}", file=sys.stderr)
+            return 1
+        print(f"{head} ...\n  + {' '.join(cmd)}", flush=True)
         t0 = time.time()
-        rc = subprocess.call(phase.cmd, cwd=REPO, env=env)
+        rc = subprocess.call(cmd, cwd=REPO, env=env)
         if rc != 0:
             print(f"error: phase '{phase.name}' failed with exit status {rc} (output above). Fix the cause and "
                   f"rerun with --resume to continue from this phase.", file=sys.stderr)
