@@ -101,8 +101,8 @@ def test_checkpointing_same_gradients_and_bn_stats_less_saved() -> None:
     assert ck.profile.saved_total_bytes < plain.profile.saved_total_bytes
 
 
-def test_checkpointing_skips_read_only_calls() -> None:
-    """Non-greedy with checkpointing puts no gradient into the read-only f_{i+1,k}."""
+def test_checkpointed_read_only_call_gives_no_weight_gradient() -> None:
+    """A read-only f_{i+1,k} under checkpointing (recomputed too) still gets no gradient; its input does."""
     from lwsl_ds.strategies.readonly import read_only_call
 
     net = _net(bn=True)
