@@ -12,7 +12,7 @@ DeepSpeed backend by default), checkpointing during training; then
 Launch lines::
 
     .venv/bin/python bench/ranking_nasbench_macro.py --budget smoke      # minutes, mechanics only
-    .venv/bin/python bench/ranking_nasbench_macro.py --budget cpu        # about 2 h on 2 CPU cores
+    .venv/bin/python bench/ranking_nasbench_macro.py --budget cpu        # about 1-1.5 h on 2 CPU cores (66 min measured)
     .venv/bin/python bench/ranking_nasbench_macro.py --budget full       # one GPU
 
 Re-running the same command resumes: finished trainings and evaluated checkpoints are reused. Results go
