@@ -18,6 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from lwsl_ds.config.cli_args import add_override_args, overrides_of  # noqa: E402
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line: config, ds_config, output folder, number of archs, steps, seed, overrides."""
@@ -30,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the arch sample")
     p.add_argument("--strata", type=int, default=None, help="FLOPs bins of the sample (default: archs // 2)")
     p.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # passed by `deepspeed`
-    p.add_argument("overrides", nargs="*", help="config overrides key.path=value")
+    add_override_args(p)
     return p.parse_args(argv)
 
 
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = TruthSettings(num_archs=args.archs, steps=args.steps, seed=args.seed, strata=args.strata)
     try:
-        truth = generate_truth(args.config, args.ds_config, args.out, settings, overrides=args.overrides)
+        truth = generate_truth(args.config, args.ds_config, args.out, settings, overrides=overrides_of(args))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@
     lwsl search  -- --config configs/train_demo.yaml --checkpoint runs/demo/supernet
     lwsl retrain -- --ds_config ds_configs/retrain_cpu.json --config configs/retrain_cifar10.yaml --arch best.yaml
     lwsl rank    -- --config configs/train_demo.yaml --checkpoint runs/demo/supernet
+    lwsl groundtruth -- --config configs/demo.yaml --ds_config ds_configs/retrain_cpu.json --out runs/gt
     lwsl profile -- --space paper --resolution 224 --batch-size 128
     lwsl demo                                          # the end-to-end demo (same as `make demo`)
 
@@ -27,6 +28,8 @@ PHASES = {
     "search": ("launchers/search.py", "evolutionary search under FLOPs/params limits with inherited super-net weights"),
     "retrain": ("launchers/retrain.py", "train the found architecture from scratch (DeepSpeed, one or many nodes)"),
     "rank": ("launchers/rank.py", "ranking correlation (Kendall tau) against ground truth, and representation shift"),
+    "groundtruth": ("launchers/groundtruth.py", "ground truth for a space without a table: briefly train K sampled "
+                                                "archs from scratch, write truth.csv for rank"),
     "profile": ("profiling/memory_report.py", "memory per strategy and per layer (paper Table IV / Fig. 6)"),
 }
 

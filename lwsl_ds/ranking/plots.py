@@ -31,7 +31,7 @@ def _save(fig, path: str | Path) -> Path:
 
 
 def scatter_png(path: str | Path, pred: Sequence[float], truth: Sequence[float], *, title: str = "",
-                xlabel: str = "super-net score (held-out top-1, BN recalibrated)", ylabel: str = "ground-truth accuracy (%)",
+                xlabel: str = "super-net score (held-out top-1, BN recalibrated)", ylabel: str = "ground-truth accuracy",
                 floor: Optional[Sequence[float]] = None) -> Path:
     """Scatter of predicted score vs ground truth; optional second panel with the FLOPs predictor."""
     plt = _pyplot()
