@@ -71,12 +71,28 @@ def _memory_section(run: Path) -> Section:
     pngs = sorted(mem.glob("layers_*.png"))
     if not pngs:
         return Section("Memory", missing="the memory report did not run")
-    paras = []
+    paras, tables = [], []
     md = mem / "report.md"
     if md.is_file():
         paras.append("Peak memory per strategy (from memory/report.md):")
-        paras += [line for line in md.read_text().splitlines() if line.startswith("|")][:12]
-    return Section("Memory", paras, figures=[Figure(p, f"per-layer peak: {p.stem}") for p in pngs[:6]])
+        table = _markdown_table([line for line in md.read_text().splitlines() if line.startswith("|")])
+        if table is not None:
+            tables.append(table)
+    return Section("Memory", paras, tables, figures=[Figure(p, f"per-layer peak: {p.stem}") for p in pngs[:6]])
+
+
+def _markdown_table(lines: list[str]) -> Table | None:
+    """The first pipe table in ``lines`` (header, separator, rows) as a Table; None if there is none."""
+    cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
+    is_sep = [bool(row) and all(c and set(c) <= set("-: ") for c in row) for row in cells]
+    if len(cells) < 2 or not is_sep[1]:
+        return None
+    rows = []
+    for i in range(2, len(cells)):
+        if is_sep[i] or (i + 1 < len(cells) and is_sep[i + 1]):  # the next table starts: keep the first only
+            break
+        rows.append(cells[i])
+    return Table(cells[0], rows)
 
 
 def _search_section(run: Path) -> Section:

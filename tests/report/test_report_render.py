@@ -92,3 +92,23 @@ def test_report_renders_in_chromium_with_every_image_loaded(tmp_path):
     bad.write_text(html.read_text().replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1))
     ok2, broken2 = check_images(bad)
     assert ok2 == 5 and len(broken2) == 1
+
+
+def test_memory_table_is_a_table_not_pipe_text(tmp_path):
+    """The memory report's Markdown table becomes a real table in the HTML (it once showed as raw '|' lines)."""
+    from lwsl_ds.ranking.plots import curves_png
+
+    run = _fake_run(tmp_path)
+    mem = run / "memory"
+    mem.mkdir()
+    curves_png(mem / "layers_greedy_b32.png", {"greedy": [(0, 1.0), (1, 2.0)]}, title="per-layer peak")
+    (mem / "report.md").write_text(
+        "# Memory report\n\n## batch 32\n\n| strategy | activations GiB | % spos |\n|---|---|---|\n"
+        "| spos | 0.061 | 100.0% |\n| greedy | 0.035 | 57.2% |\n\n## batch 64\n\n| strategy | activations GiB | % spos |\n"
+        "|---|---|---|\n| spos | 0.122 | 100.0% |\n")
+    html, md = build_report(run)
+    text = html.read_text()
+    memory = text[text.index(">Memory</h2>"):text.index(">Search</h2>")]
+    assert "<table" in memory and "<tr><td>greedy</td><td>0.035</td><td>57.2%</td></tr>" in memory
+    assert "| spos |" not in memory and "0.122" not in memory  # first table only, no raw pipe lines
+    assert "| greedy | 0.035 | 57.2% |" in md.read_text()
