@@ -33,10 +33,11 @@ MIN_FREE_BYTES = 500 * 2**20  # data (~20 MB), checkpoints and exports stay well
 TRUTH_ARCHS = 10
 TRUTH_STEPS = 60
 # The spos run gets this many times the non-greedy run's epochs as its schedule: a spos step trains one
-# path, a non-greedy step every choice of every layer, and on 2 idle cores spos fits 2.9x the steps in the
-# same time (115 vs 40), so with 3x the time budget ends it near the end of its cosine schedule (96%).
-# Larger factors leave spos's learning rate high when the budget stops it (6x: 48% of the schedule).
-SPOS_EPOCH_FACTOR = 3
+# path, a non-greedy step every choice of every layer; on 2 idle cores spos runs 2.9-3.9x the steps in the
+# same time, so with 4x the time budget ends spos close to the end of its cosine schedule. Too small and the
+# schedule ends first (3x: spos used 8.8 s of non-greedy's 11.7 s); too large and spos stops with its
+# learning rate still high (6x: 48% of the schedule).
+SPOS_EPOCH_FACTOR = 4
 
 
 @dataclass(frozen=True)
