@@ -112,6 +112,32 @@ class SlurmCluster:
         raise TimeoutError(f"job {job_id} not in {states} after {timeout} s: {info.get('JobState')} "
                            f"({info.get('Reason')})")
 
+    def preempt_and_requeue(self, job_id: str, log: Path, marker: str, timeout: float = 240) -> None:
+        """Once ``marker`` shows in ``log``: ``scancel --signal=USR1``, wait for the requeue, release the job.
+
+        Fails the test (AssertionError, log tail attached) when the job ends instead of being requeued.
+        Slurm holds a requeued job ~2 min before it may start again; ``StartTime=now`` releases it.
+        """
+        end = time.monotonic() + timeout
+
+        def text() -> str:
+            return log.read_text() if log.exists() else ""
+
+        while marker not in text() and time.monotonic() < end:
+            assert self.job(job_id)["JobState"] in ("PENDING", "RUNNING", "CONFIGURING"), text()[-4000:]
+            time.sleep(0.2)
+        assert marker in text(), f"job {job_id}: {marker!r} not in its log after {timeout} s: {text()[-4000:]}"
+        self.run("scancel", "--signal=USR1", job_id)
+        while time.monotonic() < end:
+            info = self.job(job_id)
+            if int(info.get("Restarts", "0")) >= 1 and info["JobState"] == "PENDING":
+                break
+            assert info["JobState"] not in ("COMPLETED", "FAILED", "CANCELLED"), text()[-4000:]
+            time.sleep(0.3)
+        else:
+            raise AssertionError(f"job {job_id} was not requeued: {text()[-4000:]}")
+        self.run("scontrol", "update", f"jobid={job_id}", "StartTime=now")
+
     def wait_idle(self, timeout: float = 60) -> None:
         """Wait until both nodes are idle (after start, or between tests)."""
         end = time.monotonic() + timeout

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -93,22 +92,8 @@ def test_deepspeed_style_preempted_job_requeues_and_resumes_to_the_same_paramete
     # node, SIGUSR1 sent by `scancel --signal`, checkpoint, `scontrol requeue`, automatic resume; it must
     # end bit-identical to the uninterrupted one-task-per-rank run.
     job, run_dir, out = _submit(slurm_cluster, tmp_path, "pre", "deepspeed")
-    end = time.monotonic() + 180
     # Every rank installs its handler before joining, so once a rank has joined all of them have it.
-    while "joined" not in (out.read_text() if out.exists() else "") and time.monotonic() < end:
-        assert slurm_cluster.job(job)["JobState"] in ("PENDING", "RUNNING", "CONFIGURING")
-        time.sleep(0.2)
-    slurm_cluster.run("scancel", "--signal=USR1", job)
-    while time.monotonic() < end:
-        info = slurm_cluster.job(job)
-        if int(info.get("Restarts", "0")) >= 1 and info["JobState"] == "PENDING":
-            break
-        assert info["JobState"] not in ("COMPLETED", "FAILED", "CANCELLED"), out.read_text()[-4000:]
-        time.sleep(0.3)
-    else:
-        pytest.fail(f"job {job} was not requeued: {out.read_text()[-4000:]}")
-    # Slurm holds a requeued job ~2 min before it may start again; release it now.
-    slurm_cluster.run("scontrol", "update", f"jobid={job}", "StartTime=now")
+    slurm_cluster.preempt_and_requeue(job, out, "joined", timeout=180)
     info = slurm_cluster.wait(job, timeout=240)
     text = out.read_text()
     preempted = [json.loads(line) for line in text.splitlines() if line.startswith('{"event": "preempted"')]

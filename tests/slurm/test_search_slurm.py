@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -59,20 +58,7 @@ def test_preempted_search_job_requeues_and_ends_like_an_uninterrupted_search(slu
     ref = subprocess.Popen([PY, "launchers/search.py", *_args(run_dir, run_dir / "ref")], cwd=REPO,
                            env={**env, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                            text=True)
-    end = time.monotonic() + 240
-    while f"generation 1/{GENERATIONS}" not in (log.read_text() if log.exists() else "") and time.monotonic() < end:
-        assert slurm_cluster.job(job)["JobState"] in ("PENDING", "RUNNING", "CONFIGURING"), log.read_text()[-4000:]
-        time.sleep(0.2)
-    slurm_cluster.run("scancel", "--signal=USR1", job)
-    while time.monotonic() < end:
-        info = slurm_cluster.job(job)
-        if int(info.get("Restarts", "0")) >= 1 and info["JobState"] == "PENDING":
-            break
-        assert info["JobState"] not in ("COMPLETED", "FAILED", "CANCELLED"), log.read_text()[-4000:]
-        time.sleep(0.3)
-    else:
-        pytest.fail(f"job {job} was not requeued: {log.read_text()[-4000:]}")
-    slurm_cluster.run("scontrol", "update", f"jobid={job}", "StartTime=now")  # skip Slurm's ~2 min hold
+    slurm_cluster.preempt_and_requeue(job, log, f"generation 1/{GENERATIONS}")
     info = slurm_cluster.wait(job, timeout=240)
     text = log.read_text()
     assert info["JobState"] == "COMPLETED", text[-4000:]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -81,23 +80,9 @@ def test_deepspeed_style_preempted_training_requeues_and_resumes_to_the_same_wei
                                                                                      reference):
     # The second launch style (one `deepspeed --no_ssh --node_rank` per node) and preemption in one job.
     job, run, out = _submit(slurm_cluster, tmp_path, "pre", "deepspeed")
-    end = time.monotonic() + 240
     # Preempt once training runs (rank 0 logged its first step; every rank installed its handler first).
-    while f"step 1/{STEPS} " not in (out.read_text() if out.exists() else "") and time.monotonic() < end:
-        assert slurm_cluster.job(job)["JobState"] in ("PENDING", "RUNNING", "CONFIGURING"), out.read_text()[-4000:]
-        time.sleep(0.2)
-    slurm_cluster.run("scancel", "--signal=USR1", job)
-    while time.monotonic() < end:
-        info = slurm_cluster.job(job)
-        if int(info.get("Restarts", "0")) >= 1 and info["JobState"] == "PENDING":
-            break
-        assert info["JobState"] not in ("COMPLETED", "FAILED", "CANCELLED"), out.read_text()[-4000:]
-        time.sleep(0.3)
-    else:
-        pytest.fail(f"job {job} was not requeued: {out.read_text()[-4000:]}")
+    slurm_cluster.preempt_and_requeue(job, out, f"step 1/{STEPS} ")
     assert not (run / "supernet.pt").exists()  # a preempted run leaves its checkpoint, not final weights
-    # Slurm holds a requeued job ~2 min before it may start again; release it now.
-    slurm_cluster.run("scontrol", "update", f"jobid={job}", "StartTime=now")
     info = slurm_cluster.wait(job, timeout=300)
     text = out.read_text()
     stopped = re.findall(rf"preempted at step (\d+)/{STEPS} by SIGUSR1", text)
