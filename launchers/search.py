@@ -130,17 +130,13 @@ def main(argv: list[str] | None = None) -> int:
         _shutdown()
         return 0
 
-    from lwsl_ds.search.evaluator import Evaluator
     from lwsl_ds.search.loading import load_supernet_from_run
+    from lwsl_ds.search.scoring import build_evaluator
 
     device = torch.device(args.device) if args.device else (
         torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu"))
     supernet = load_supernet_from_run(ckpt, config=cfg)
-    objective = None if scfg.objective == "auto" else scfg.objective
-    train_loader, val_loader = _loaders(cfg)
-    evaluator = Evaluator(supernet, train_loader, val_loader, recal_batches=scfg.recal_batches,
-                          objective=objective, device=device, val_batches=scfg.val_batches, knn_k=scfg.knn_k,
-                          knn_temperature=scfg.knn_temperature, knn_bank_batches=scfg.knn_bank_batches)
+    evaluator, _ = build_evaluator(supernet, cfg, device=device)
 
     from lwsl_ds.search.report import plot_search
 
@@ -199,22 +195,6 @@ def _write_outputs(space, search, cfg, ckpt: Path, out_dir: Path, *, objective: 
     log.info("done in %.0f s: %d evaluations%s; best %s (%s) top-1 %.2f%%, %.2fM MACs -> %s",
              time.time() - t0, result.evaluations, " (space exhausted)" if result.exhausted else "",
              best["arch"], best["named"], 100 * best["score"], best[scfg.cost_metric] / 1e6, path)
-
-
-def _loaders(cfg):
-    """Unsharded loaders (every rank sees every batch, so a candidate's score does not depend on its rank):
-    a shuffled train split with eval transforms for BN recalibration / kNN bank, and the held-out val split,
-    also shuffled with a fixed seed so that ``search.val_batches`` takes a class-balanced subset (a sorted
-    split would give the first classes only); the order is the same for every candidate and rank."""
-    from lwsl_ds.data import build_loader
-
-    bs = cfg.search.batch_size
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))  # DALI decodes on this rank's GPU
-    train = build_loader(cfg.data, "train", batch_size=bs, augment="val", rank=0, world_size=1,
-                         local_rank=local_rank, seed=cfg.seed + cfg.search.seed, drop_last=True, shuffle=True)
-    val = build_loader(cfg.data, "val", batch_size=bs, augment="val", rank=0, world_size=1,
-                       local_rank=local_rank, seed=cfg.seed, drop_last=False, shuffle=True)
-    return train, val
 
 
 def _barrier() -> None:

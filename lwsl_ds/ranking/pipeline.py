@@ -12,13 +12,14 @@ from typing import Callable, Iterable, Optional
 
 from ..config.schema import ConfigError
 from ..config.sections.rank import RankConfig
+from ..search.scoring import build_evaluator  # re-exported: rank.py and the benchmark import it from here
 from ..space import Arch, SearchSpace
 from .report import RankingReport, compare, write_report
 from .sampling import parse_arch_list, sample_archs
 from .shift import ShiftResult, representation_shift
 from .truth import GroundTruth, load_truth
 
-__all__ = ["resolve_truth", "flops_lookup", "select_archs", "score_sharded", "run_shift", "run_ranking", "build_loaders",
+__all__ = ["resolve_truth", "flops_lookup", "select_archs", "score_sharded", "run_shift", "run_ranking",
            "build_evaluator"]
 
 
@@ -133,34 +134,3 @@ def run_ranking(space: SearchSpace, cfg: RankConfig, score: Callable[[Arch], flo
     if out_dir is not None and rank_and_world()[0] == 0:
         write_report(report, out_dir, title=title)
     return report
-
-
-def build_loaders(cfg):
-    """(train, val) loaders for scoring, built exactly as ``launchers/search.py`` builds them.
-
-    Not sharded: every rank sees the same batches, so a score does not depend on the rank. Recalibration
-    batches: shuffled train split with eval transforms; held-out: the val split shuffled with a fixed seed,
-    so that ``search.val_batches`` takes a class-balanced subset. (Mirrors the search launcher's
-    ``_loaders``; one shared function in lwsl_ds.search would remove the copy.)
-    """
-    from ..data import build_loader
-
-    bs = cfg.search.batch_size
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))  # DALI decodes on this rank's GPU
-    train = build_loader(cfg.data, "train", batch_size=bs, augment="val", rank=0, world_size=1,
-                         local_rank=local_rank, seed=cfg.seed + cfg.search.seed, drop_last=True, shuffle=True)
-    val = build_loader(cfg.data, "val", batch_size=bs, augment="val", rank=0, world_size=1,
-                       local_rank=local_rank, seed=cfg.seed, drop_last=False, shuffle=True)
-    return train, val
-
-
-def build_evaluator(supernet, cfg, *, device="cpu"):
-    """The search evaluator with the ``search`` section's settings; returns (evaluator, val loader)."""
-    from ..search import Evaluator
-
-    train, val = build_loaders(cfg)
-    s = cfg.search
-    ev = Evaluator(supernet, train, val, recal_batches=s.recal_batches, device=device, val_batches=s.val_batches,
-                   knn_k=s.knn_k, knn_temperature=s.knn_temperature, knn_bank_batches=s.knn_bank_batches,
-                   objective=None if s.objective == "auto" else s.objective)
-    return ev, val
