@@ -1,7 +1,7 @@
 """One layer group's part of a layer-wise training step, and the update backend of one group.
 
-``group_step`` is :meth:`LayerwiseStrategy.step` restricted to the layers of one group: the same
-``stem_loss``/``choice_loss`` of the strategy, the same order of backward calls, and the same random draws
+``group_step`` is :meth:`LayerwiseStrategy.step` restricted to the layers of one group: it calls the
+strategy's own ``train_stem``/``train_layer`` (so the two cannot drift apart), hence the same losses, the same order of backward calls, and the same random draws
 (the draws of earlier groups' layers are replayed from the per-step RNG without computing anything, so
 every group sees exactly the choices the synchronous run samples).
 
@@ -48,42 +48,15 @@ def group_step(strategy: LayerwiseStrategy, net: SuperNet, layers: list[int], x:
     the replica of the next layer up to date as late as possible).
     """
     out: StepOutput = {}
-    n = net.num_layers
-    first = layers[0]
-    if first == 0:
-        with tracker.phase("stem", -1):
-            draws = strategy.rng_draws(net, -1, 0, rng)
-            loss, acc, x = backend.run(-1, strategy.stem_loss, net, x, labels, draws)
-            backend.backward(-1, loss)
-            out["loss/stem"], out["acc/stem"] = loss.detach(), acc
-        del loss
+    if layers[0] == 0:
+        x = strategy.train_stem(net, x, labels, backend, rng, out, tracker)
     else:
-        replay_draws(strategy, net, first, rng)
+        replay_draws(strategy, net, layers[0], rng)
     for i in layers:
         if i == layers[-1] and before_last_layer is not None:
             before_last_layer()
-        layer = net.space.layers[i]
-        with tracker.phase("layer", i):
-            m = len(layer.choices)
-            total = None
-            losses, accs = [], []
-            for k in layer.choices:
-                draws = strategy.rng_draws(net, i, k, rng)
-                loss, acc, y = backend.run(i, strategy.choice_loss, net, i, k, x, labels, draws)
-                backend.backward(i, loss)  # frees this choice's graph before the next choice runs
-                losses.append(loss.detach())
-                accs.append(acc)
-                del loss
-                if i < n - 1:
-                    total = y if total is None else total + y
-                del y
-            out[f"loss/layer{i}"] = torch.stack(losses).mean()
-            out[f"acc/layer{i}"] = torch.stack(accs).mean()
-            if i < n - 1:
-                mean = total / m
-                x = x + mean if (strategy.layer_input_init == "input" and layer.keeps_shape) else mean
-            del total
-    return out, (x if layers[-1] < n - 1 else None)
+        x = strategy.train_layer(net, i, x, labels, backend, rng, out, tracker)
+    return out, x
 
 
 class StageBackend:

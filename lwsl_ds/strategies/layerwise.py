@@ -43,37 +43,48 @@ class LayerwiseStrategy(Strategy):
         return ()
 
     # ---- the step ---------------------------------------------------------------------------------
-    def step(self, net: SuperNet, images: torch.Tensor, labels: torch.Tensor, backend: UpdateBackend,
-             rng: random.Random, tracker: Tracker = NULL_TRACKER) -> StepOutput:
-        """Stem, then every choice of every layer: forward, local loss, backward; then one update."""
-        out: StepOutput = {}
+    def train_stem(self, net: SuperNet, images: torch.Tensor, labels: torch.Tensor, backend: UpdateBackend,
+                   rng: random.Random, out: StepOutput, tracker: Tracker = NULL_TRACKER) -> torch.Tensor:
+        """The stem's local loss and backward; records its metrics in ``out``; returns x_0 (detached)."""
         with tracker.phase("stem", -1):
             draws = self.rng_draws(net, -1, 0, rng)
             loss, acc, x = backend.run(-1, self.stem_loss, net, images, labels, draws)
             backend.backward(-1, loss)
             out["loss/stem"], out["acc/stem"] = loss.detach(), acc
-        del loss
-        n = net.num_layers
-        for i, layer in enumerate(net.space.layers):
-            with tracker.phase("layer", i):
-                m = len(layer.choices)
-                total = None
-                losses, accs = [], []
-                for k in layer.choices:
-                    draws = self.rng_draws(net, i, k, rng)
-                    loss, acc, y = backend.run(i, self.choice_loss, net, i, k, x, labels, draws)
-                    backend.backward(i, loss)  # frees this choice's graph before the next choice runs
-                    losses.append(loss.detach())
-                    accs.append(acc)
-                    del loss
-                    if i < n - 1:
-                        total = y if total is None else total + y
-                    del y
-                out[f"loss/layer{i}"] = torch.stack(losses).mean()
-                out[f"acc/layer{i}"] = torch.stack(accs).mean()
-                if i < n - 1:
-                    mean = total / m
-                    x = x + mean if (self.layer_input_init == "input" and layer.keeps_shape) else mean
-                del total
+        return x
+
+    def train_layer(self, net: SuperNet, i: int, x: torch.Tensor, labels: torch.Tensor, backend: UpdateBackend,
+                    rng: random.Random, out: StepOutput, tracker: Tracker = NULL_TRACKER) -> torch.Tensor | None:
+        """Every choice of layer i on x_i (forward, loss, backward); returns x_{i+1}, None after the last layer."""
+        layer = net.space.layers[i]
+        last = i == net.num_layers - 1
+        with tracker.phase("layer", i):
+            total = None
+            losses, accs = [], []
+            for k in layer.choices:
+                draws = self.rng_draws(net, i, k, rng)
+                loss, acc, y = backend.run(i, self.choice_loss, net, i, k, x, labels, draws)
+                backend.backward(i, loss)  # frees this choice's graph before the next choice runs
+                losses.append(loss.detach())
+                accs.append(acc)
+                del loss
+                if not last:  # only the running sum is kept, not m outputs
+                    total = y if total is None else total + y
+                del y
+            out[f"loss/layer{i}"] = torch.stack(losses).mean()
+            out[f"acc/layer{i}"] = torch.stack(accs).mean()
+            if last:
+                return None
+            mean = total / len(layer.choices)
+            del total  # before the phase ends: the tracker's live-bytes view would count it
+            return x + mean if (self.layer_input_init == "input" and layer.keeps_shape) else mean
+
+    def step(self, net: SuperNet, images: torch.Tensor, labels: torch.Tensor, backend: UpdateBackend,
+             rng: random.Random, tracker: Tracker = NULL_TRACKER) -> StepOutput:
+        """Stem, then every choice of every layer: forward, local loss, backward; then one update."""
+        out: StepOutput = {}
+        x = self.train_stem(net, images, labels, backend, rng, out, tracker)
+        for i in range(net.num_layers):
+            x = self.train_layer(net, i, x, labels, backend, rng, out, tracker)
         backend.step()
         return out
