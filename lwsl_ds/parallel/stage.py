@@ -2,8 +2,9 @@
 
 ``group_step`` is :meth:`LayerwiseStrategy.step` restricted to the layers of one group: it calls the
 strategy's own ``train_stem``/``train_layer`` (so the two cannot drift apart), hence the same losses,
-the same order of backward calls and the same random draws (the draws of earlier groups' layers are replayed from the per-step RNG without computing anything, so
-every group sees exactly the choices the synchronous run samples).
+the same order of backward calls and the same random draws (the draws of earlier groups' layers are
+replayed from the per-step RNG without computing anything, so every group sees exactly the choices the
+synchronous run samples).
 
 ``StageBackend`` is the plain-PyTorch update backend of one group: the group's optimizer, schedule and
 clipping, gradients averaged over the group's data-parallel ranks only. It follows
