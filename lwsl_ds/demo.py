@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Union
 
+from lwsl_ds.common.logging import read_jsonl
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "demo.yaml"
 MIN_FREE_BYTES = 500 * 2**20  # data (~20 MB), checkpoints and exports stay well below this
@@ -55,8 +57,7 @@ class Phase:
 def train_seconds(run_dir: Path) -> tuple[float, int]:
     """(cumulative step seconds, step) of a super-net run, from the last line of its metrics.jsonl."""
     path = run_dir / "metrics.jsonl"
-    lines = path.read_text().strip().splitlines() if path.is_file() else []
-    last = json.loads(lines[-1]) if lines else {}
+    last = (read_jsonl(path) or [{}])[-1]
     if "train_seconds" not in last:
         raise RuntimeError(f"{path}: no train_seconds in the last metrics line (a run from before the loop "
                            "recorded its step time?); rerun the demo with --overwrite")
@@ -108,17 +109,16 @@ def _resume(train_dir: Path) -> list[str]:
 
 def _epochs() -> int:
     """train.epochs of the demo config (the non-greedy run's length)."""
-    import yaml
+    from lwsl_ds.config import load_experiment
 
-    return int((yaml.safe_load(CONFIG.read_text()).get("train") or {}).get("epochs", 1))
+    return load_experiment(CONFIG).train.epochs
 
 
 def _result_line(run: Path, k: int) -> str:
     """One line summarising what phase ``k`` produced (read from its outputs)."""
     try:
         if k == 0:
-            last = (run / "supernet" / "metrics.jsonl").read_text().strip().splitlines()[-1]
-            m = json.loads(last)
+            m = read_jsonl(run / "supernet" / "metrics.jsonl")[-1]
             losses = {key: v for key, v in m.items() if key.startswith("loss/")}
             return f"step {m.get('step')}: mean local loss {sum(losses.values()) / max(1, len(losses)):.3f}"
         if k == 1:

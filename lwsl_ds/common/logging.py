@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["setup_logging", "get_logger", "JsonlWriter"]
+__all__ = ["setup_logging", "get_logger", "JsonlWriter", "read_jsonl"]
 
 
 def get_logger(name: str = "lwsl_ds") -> logging.Logger:
@@ -50,3 +50,11 @@ class JsonlWriter:
     def close(self) -> None:
         """Close the file."""
         self._f.close()
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Every record a ``JsonlWriter`` wrote to ``path``; [] when the file does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

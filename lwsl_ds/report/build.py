@@ -8,16 +8,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..common.logging import read_jsonl
 from .document import Figure, Report, Section, Table
 from .ranking import ranking_section, shift_section
 
 __all__ = ["build_report"]
-
-
-def _jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _curves(records: list[dict], prefix: str, out: Path, title: str, x: str = "step") -> Path | None:
@@ -55,7 +50,7 @@ def _config_section(run: Path) -> Section:
 
 
 def _training_section(run: Path, figs: Path) -> Section:
-    recs = _jsonl(run / "supernet" / "metrics.jsonl")
+    recs = read_jsonl(run / "supernet" / "metrics.jsonl")
     if not recs:
         return Section("Super-net training", missing="no supernet/metrics.jsonl")
     f = [p for p in (_curves(recs, "loss/", figs / "train_loss.png", "per-layer local loss"),
@@ -102,7 +97,7 @@ def _search_section(run: Path) -> Section:
     import yaml
 
     doc = yaml.safe_load((s / "best_arch.yaml").read_text())
-    cands = _jsonl(s / "candidates.jsonl")
+    cands = read_jsonl(s / "candidates.jsonl")
     figs = [Figure(p, "top-1 vs FLOPs with the Pareto front and the limit") for p in [s / "search.png"] if p.is_file()]
     rows = [[str(i), tok] for i, tok in enumerate(str(doc.get("named", "")).split("-"))]
     return Section("Search", [f"{len(cands)} candidates evaluated; best arch {doc.get('arch')} "
@@ -112,7 +107,7 @@ def _search_section(run: Path) -> Section:
 
 def _retrain_section(run: Path, figs: Path) -> Section:
     r = run / "retrain"
-    recs = _jsonl(r / "retrain_log.jsonl")
+    recs = read_jsonl(r / "retrain_log.jsonl")
     if not recs:
         return Section("Retraining", missing="retraining did not run")
     x = "step" if any("step" in rec for rec in recs) else next(iter(recs[0]))

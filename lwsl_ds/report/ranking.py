@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..common.logging import read_jsonl
 from .document import Figure, Section, Table
 
 __all__ = ["RankRun", "find_rank_runs", "ranking_section", "shift_section"]
@@ -42,14 +43,6 @@ def find_rank_runs(run: Path) -> list[RankRun]:
     return out
 
 
-def _last_metrics(run_dir: Path) -> dict:
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return {}
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    return json.loads(lines[-1]) if lines else {}
-
-
 def _budget_line(runs: list[RankRun]) -> Optional[str]:
     """'Equal training time: A trained N steps in X s, B ...' from the scored runs' metrics and configs."""
     parts = []
@@ -57,7 +50,7 @@ def _budget_line(runs: list[RankRun]) -> Optional[str]:
     for r in runs:
         if r.checkpoint is None or not r.checkpoint.is_dir():
             continue
-        last = _last_metrics(r.checkpoint)
+        last = (read_jsonl(r.checkpoint / "metrics.jsonl") or [{}])[-1]
         if "train_seconds" not in last:
             continue
         parts.append(f"{r.label} {last['train_seconds']:.1f} s ({last.get('step')} steps)")
