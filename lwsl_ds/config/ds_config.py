@@ -183,14 +183,16 @@ DEFAULT_BUCKET = int(2e7)
 
 
 def derive_group_config(base: Mapping[str, Any], override: Mapping[str, Any] | None, *, group: int,
-                        backward_calls: int, world_size: int, job_name: str) -> dict:
+                        backward_calls: int, world_size: int, job_name: str,
+                        monitor_dir: str | Path | None = None) -> dict:
     """The ds_config of one layer group's engine.
 
     ``gradient_accumulation_steps`` becomes the number of backward calls this engine gets per training step
     (each backward is one micro-step, ``scale_wrt_gas=False``: the only way ZeRO 1/2 sum several losses per
     step correctly, see shared/notes/platform-facts.md). ``optimizer``/``scheduler`` stay in the returned
     dict for :func:`lwsl_ds.engines.optim.build_optimizer`; the engine factory removes them before
-    ``deepspeed.initialize`` because the toolkit builds them itself.
+    ``deepspeed.initialize`` because the toolkit builds them itself. Enabled monitors get ``job_name`` and,
+    unless the ds_config sets one, ``monitor_dir`` as their output path (DeepSpeed's default is the cwd).
     """
     cfg = merge_config(base, override or {})
     validate_ds_config(cfg, world_size, where=f"ds_config of layer group {group}")
@@ -215,4 +217,6 @@ def derive_group_config(base: Mapping[str, Any], override: Mapping[str, Any] | N
     for mon in ("csv_monitor", "tensorboard", "wandb", "comet"):
         if isinstance(cfg.get(mon), Mapping) and cfg[mon].get("enabled"):
             cfg[mon] = dict(cfg[mon], job_name=job_name)
+            if monitor_dir is not None and mon in ("csv_monitor", "tensorboard"):
+                cfg[mon].setdefault("output_path", str(monitor_dir))
     return cfg

@@ -53,6 +53,13 @@ class GroupModule(nn.Module):
         return fn(*args)
 
 
+def group_dtype(cfg: Mapping[str, Any]) -> torch.dtype:
+    """The precision a layer group's engine trains in: bf16 or fp16 when its ds_config enables one, else fp32."""
+    if cfg.get("bf16", {}).get("enabled"):
+        return torch.bfloat16
+    return torch.float16 if cfg.get("fp16", {}).get("enabled") else torch.float32
+
+
 def _override_for(overrides: Mapping[Any, Mapping[str, Any]] | None, g: int) -> Mapping[str, Any]:
     if not overrides:
         return {}
@@ -95,16 +102,10 @@ class DeepSpeedBackend:
         for g, units in enumerate(self.plan.units):
             cfg = derive_group_config(ds_config, _override_for(group_overrides, g), group=g,
                                       backward_calls=self.plan.calls[g], world_size=world,
-                                      job_name=f"{job_name}_group{g}")
-            if monitor_dir is not None:
-                for mon in ("csv_monitor", "tensorboard"):
-                    if isinstance(cfg.get(mon), dict) and cfg[mon].get("enabled"):
-                        cfg[mon].setdefault("output_path", str(monitor_dir))
+                                      job_name=f"{job_name}_group{g}", monitor_dir=monitor_dir)
             opt_cfg = cfg.pop("optimizer", None)
             sched_cfg = cfg.pop("scheduler", None)
-            dtype = (torch.bfloat16 if cfg.get("bf16", {}).get("enabled") else
-                     torch.float16 if cfg.get("fp16", {}).get("enabled") else torch.float32)
-            module = GroupModule(units, dtype)
+            module = GroupModule(units, group_dtype(cfg))
             opt = build_optimizer(opt_cfg, units)
             engine, _, _, _ = deepspeed.initialize(
                 model=module, optimizer=opt, config=cfg,

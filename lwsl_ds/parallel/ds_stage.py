@@ -14,6 +14,7 @@ toolkit's own torch optimizer); ZeRO 1/2 partition the optimizer state and are r
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 import torch
@@ -66,7 +67,7 @@ class DeepSpeedStageBackend:
 
     def __init__(self, plan: GroupPlan, group: int, ds_config: Mapping[str, Any], *, dp_group: Any, solo_group: Any,
                  total_steps: int = 1, group_overrides: Mapping[Any, Mapping[str, Any]] | None = None,
-                 job_name: str = "train") -> None:
+                 job_name: str = "train", monitor_dir: str | Path | None = None) -> None:
         import deepspeed
         import torch.distributed as td
 
@@ -77,16 +78,12 @@ class DeepSpeedStageBackend:
         ov = (group_overrides or {}).get(group, (group_overrides or {}).get(str(group), {}))
         dp = td.get_world_size(dp_group)
         cfg = derive_group_config(ds_config, ov, group=group, backward_calls=plan.calls[group], world_size=dp,
-                                  job_name=f"{job_name}_group{group}")
+                                  job_name=f"{job_name}_group{group}", monitor_dir=monitor_dir)
         self.zero_stage = int(cfg.get("zero_optimization", {}).get("stage", 0))
         opt_cfg, sched_cfg = cfg.pop("optimizer", None), cfg.pop("scheduler", None)
-        from ..engines.deepspeed_engines import GroupModule
+        from ..engines.deepspeed_engines import GroupModule, group_dtype
 
-        module = GroupModule(self.units)
-        if cfg.get("bf16", {}).get("enabled"):
-            module.to(torch.bfloat16)  # DeepSpeed casts parameters, not BN running stats
-        elif cfg.get("fp16", {}).get("enabled"):
-            module.to(torch.float16)
+        module = GroupModule(self.units, group_dtype(cfg))
         self.optimizer = build_optimizer(opt_cfg, self.units)
         self.engine, _, _, _ = deepspeed.initialize(
             model=module, optimizer=self.optimizer, config=cfg, mpu=GroupMPU(dp_group, solo_group),

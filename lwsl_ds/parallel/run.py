@@ -124,7 +124,7 @@ def train_layer_parallel(cfg, ds: Mapping[str, Any], par: ParallelConfig, *, res
                                                                                 device=device()))
     trainer = LayerParallelTrainer(net, strategy, ds, layer_groups=groups, parallel=par, seed=seed,
                                    total_steps=total, group_overrides=t.group_overrides, batch_size=micro,
-                                   backend=backend, job_name=cfg.name)
+                                   backend=backend, job_name=cfg.name, monitor_dir=run_dir / "monitor")
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))

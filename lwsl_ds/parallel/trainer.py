@@ -72,7 +72,8 @@ class LayerParallelTrainer:
                  layer_groups="auto", auto_groups: int | None = None, auto_cost: str = "flops",
                  parallel: ParallelConfig = ParallelConfig(mode="layer"), seed: int = 0, total_steps: int = 1,
                  group_overrides: Mapping[Any, Mapping[str, Any]] | None = None, batch_size: int | None = None,
-                 release: bool = True, backend: str = "reference", job_name: str = "train") -> None:
+                 release: bool = True, backend: str = "reference", job_name: str = "train",
+                 monitor_dir: str | Path | None = None) -> None:
         import torch.distributed as td
 
         from ..config.ds_config import micro_batch_size
@@ -103,7 +104,8 @@ class LayerParallelTrainer:
 
             self.backend: Any = DeepSpeedStageBackend(self.plan, g, ds_config, dp_group=self.comms.dp,
                                                       solo_group=self.comms.solo, total_steps=total_steps,
-                                                      group_overrides=group_overrides, job_name=job_name)
+                                                      group_overrides=group_overrides, job_name=job_name,
+                                                      monitor_dir=monitor_dir)
         elif backend == "reference":
             self.backend = StageBackend(self.plan, g, ds_config, total_steps=total_steps,
                                         group_overrides=group_overrides, dp_group=self.comms.dp)

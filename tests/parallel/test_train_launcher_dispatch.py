@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -26,3 +27,22 @@ def test_train_launcher_dispatches_layer_mode(tmp_path):
     assert (run / "metrics_rank0.jsonl").is_file() and (run / "metrics_rank1.jsonl").is_file()
     state = torch.load(run / "supernet.pt", map_location="cpu", weights_only=True)
     assert any(k.startswith("head.") for k in state) and any(k.startswith("stem.") for k in state)
+    # DeepSpeed's csv monitor writes into the run directory, not into the cwd (its default)
+    assert list((run / "monitor").glob("lp_group0/*.csv")), sorted(p.name for p in run.rglob("*"))
+
+
+@pytest.mark.multirank
+def test_layer_mode_bf16_groups_take_fp32_images(tmp_path):
+    # The first group gets fp32 images and the second fp32 layer inputs; a bf16 group casts them (GroupModule).
+    ds = json.loads((REPO / "ds_configs/train_cpu.json").read_text())
+    ds["bf16"] = {"enabled": True}
+    (tmp_path / "bf16.json").write_text(json.dumps(ds))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(REPO / "launchers/train.py"), "--ds_config", str(tmp_path / "bf16.json"),
+           "--config", str(REPO / "configs/train_demo.yaml"), "train.strategy=greedy", "train.parallel.mode=layer",
+           "train.max_steps=2", "train.layer_groups=auto", f"run_root={tmp_path}", "name=lp16", "train.progress=false"]
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    state = torch.load(tmp_path / "lp16" / "supernet.pt", map_location="cpu", weights_only=True)
+    assert all(torch.isfinite(v.float()).all() for v in state.values() if v.is_floating_point())
