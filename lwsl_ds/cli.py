@@ -6,7 +6,7 @@
     lwsl retrain -- --ds_config ds_configs/retrain_cpu.json --config configs/retrain_cifar10.yaml --arch best.yaml
     lwsl rank    -- --config configs/train_demo.yaml --checkpoint runs/demo/supernet
     lwsl groundtruth -- --config configs/demo.yaml --ds_config ds_configs/retrain_cpu.json --out runs/gt
-    lwsl profile -- --space paper --resolution 224 --batch-size 128
+    lwsl profile -- --space paper --resolution 224 --batch 128
     lwsl demo                                          # the end-to-end demo (same as `make demo`)
 
 Arguments after ``--`` go to the launcher unchanged; ``--ranks N`` (N > 1) starts it with
