@@ -14,16 +14,22 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.multirank
-def test_train_launcher_dispatches_layer_mode(tmp_path):
+def _train_layer_mode(tmp_path: Path, ds_config: Path, name: str, steps: int) -> Path:
+    """``launchers/train.py`` with greedy layer-parallel training on 2 CPU ranks; returns the run directory."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(REPO / "launchers/train.py"), "--ds_config", str(REPO / "ds_configs/train_cpu.json"),
+           str(REPO / "launchers/train.py"), "--ds_config", str(ds_config),
            "--config", str(REPO / "configs/train_demo.yaml"), "train.strategy=greedy", "train.parallel.mode=layer",
-           "train.max_steps=3", "train.layer_groups=auto", f"run_root={tmp_path}", "name=lp", "train.progress=false"]
+           f"train.max_steps={steps}", "train.layer_groups=auto", f"run_root={tmp_path}", f"name={name}",
+           "train.progress=false"]
     out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    run = tmp_path / "lp"
+    return tmp_path / name
+
+
+@pytest.mark.multirank
+def test_train_launcher_dispatches_layer_mode(tmp_path):
+    run = _train_layer_mode(tmp_path, REPO / "ds_configs/train_cpu.json", "lp", steps=3)
     assert (run / "metrics_rank0.jsonl").is_file() and (run / "metrics_rank1.jsonl").is_file()
     state = torch.load(run / "supernet.pt", map_location="cpu", weights_only=True)
     assert any(k.startswith("head.") for k in state) and any(k.startswith("stem.") for k in state)
@@ -37,12 +43,6 @@ def test_layer_mode_bf16_groups_take_fp32_images(tmp_path):
     ds = json.loads((REPO / "ds_configs/train_cpu.json").read_text())
     ds["bf16"] = {"enabled": True}
     (tmp_path / "bf16.json").write_text(json.dumps(ds))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(REPO / "launchers/train.py"), "--ds_config", str(tmp_path / "bf16.json"),
-           "--config", str(REPO / "configs/train_demo.yaml"), "train.strategy=greedy", "train.parallel.mode=layer",
-           "train.max_steps=2", "train.layer_groups=auto", f"run_root={tmp_path}", "name=lp16", "train.progress=false"]
-    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    state = torch.load(tmp_path / "lp16" / "supernet.pt", map_location="cpu", weights_only=True)
+    run = _train_layer_mode(tmp_path, tmp_path / "bf16.json", "lp16", steps=2)
+    state = torch.load(run / "supernet.pt", map_location="cpu", weights_only=True)
     assert all(torch.isfinite(v.float()).all() for v in state.values() if v.is_floating_point())
