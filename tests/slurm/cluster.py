@@ -116,7 +116,8 @@ class SlurmCluster:
         """Once ``marker`` shows in ``log``: ``scancel --signal=USR1``, wait for the requeue, release the job.
 
         Fails the test (AssertionError, log tail attached) when the job ends instead of being requeued.
-        Slurm holds a requeued job ~2 min before it may start again; ``StartTime=now`` releases it.
+        Slurm holds a requeued job ~2 min before it may start again; ``StartTime=now`` releases it once
+        the nodes have finished the old instance.
         """
         end = time.monotonic() + timeout
 
@@ -136,7 +137,24 @@ class SlurmCluster:
             time.sleep(0.3)
         else:
             raise AssertionError(f"job {job_id} was not requeued: {text()[-4000:]}")
+        # slurmd revokes the old instance's credential with a 1-second timestamp: a new instance
+        # allocated within that second is killed ("Job credential revoked", JobState FAILED). Slurm's
+        # own hold avoids this; releasing early must wait until the nodes are clean and a second later.
+        requeued = time.monotonic()
+        self.wait_idle(timeout=max(5.0, end - time.monotonic()))
+        time.sleep(max(0.0, requeued + 2.0 - time.monotonic()))
         self.run("scontrol", "update", f"jobid={job_id}", "StartTime=now")
+
+    def daemon_log(self, job_id: str, lines: int = 40) -> str:
+        """The last ``lines`` lines of the slurmctld/slurmd logs that mention ``job_id`` (for failure messages)."""
+        pat = re.compile(rf"JobId={job_id}\b|batch job {job_id}\b|job[ _]id[= ]{job_id}\b|StepId={job_id}\.|\[{job_id}\.")
+        out = []
+        for name in ("slurmctld.log", "slurmd-n1.log", "slurmd-n2.log"):
+            path = self.root / "log" / name
+            if path.exists():
+                hits = [ln for ln in path.read_text(errors="replace").splitlines() if pat.search(ln)]
+                out += [f"--- {name}"] + hits[-lines:]
+        return "\n".join(out)
 
     def wait_idle(self, timeout: float = 60) -> None:
         """Wait until both nodes are idle (after start, or between tests)."""

@@ -61,7 +61,7 @@ def test_preempted_search_job_requeues_and_ends_like_an_uninterrupted_search(slu
     slurm_cluster.preempt_and_requeue(job, log, f"generation 1/{GENERATIONS}")
     info = slurm_cluster.wait(job, timeout=240)
     text = log.read_text()
-    assert info["JobState"] == "COMPLETED", text[-4000:]
+    assert info["JobState"] == "COMPLETED", text[-4000:] + "\n" + slurm_cluster.daemon_log(job)
     assert "2 rank(s)" in text and "requeued Slurm job" in text and "restart 1 style=task" in text
     stopped = re.findall(rf"preempted by SIGUSR1 after generation (\d+)/{GENERATIONS}", text)
     assert len(stopped) == 1 and 1 <= int(stopped[0]) < GENERATIONS, text[-4000:]
