@@ -85,6 +85,7 @@ def test_offload_refused_where_it_cannot_work() -> None:
                       offload_inactive=[2])
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="GPU-only check: host vs device placement and "
                                                           "max_memory_allocated need CUDA")
 def test_cuda_inactive_states_on_pinned_host_and_lower_peak() -> None:
