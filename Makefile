@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.lwsl-env-ok
 PYTEST_ARGS ?=
 
-.PHONY: env demo test test-fast system-deps clean-env help
+.PHONY: env demo test test-fast system-deps clean-env help gpu-check
 
 help:
 	@echo "make demo   - create the environment if missing, then run the end-to-end demo"
@@ -44,6 +44,13 @@ test: env system-deps
 
 test-fast: env
 	$(PY) -m pytest -m "not slow and not slurm" $(PYTEST_ARGS)
+
+# GPU acceptance check (docs/gpu_check.md): report in runs/gpu-check/. With CUDA it measures (about 8 min);
+# without, it is the CPU rehearsal (GPU items skipped with the reason). Uses $(PY) when the venv exists, else
+# a python3 that has torch (the lent GPU machine's), else builds the venv first.
+gpu-check:
+	@if [ -x "$(PY)" ]; then py="$(PY)"; elif python3 -c "import torch" 2>/dev/null; then py=python3; \
+	else $(MAKE) env && py="$(PY)"; fi; $$py -m lwsl_ds.gpucheck $(GPU_CHECK_ARGS)
 
 clean-env:
 	rm -rf $(VENV)
