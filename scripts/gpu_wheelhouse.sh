@@ -67,3 +67,6 @@ PINS=(
 
 # 3. Pack into batches (< 64 MiB per call with the working tree), split DALI, print sizes and the plan.
 "$PY" -m lwsl_ds.gpucheck.carry pack --wheels "$OUT/wheels" --out "$OUT/carry" ${IMAGES:+--images "$IMAGES"}
+
+# 4. Does the set resolve for CPython 3.12 with the GPU image's packages? (pip --dry-run; installs nothing)
+"$PY" -m lwsl_ds.gpucheck.carry verify --wheels "$OUT/wheels"

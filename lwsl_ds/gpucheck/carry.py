@@ -269,8 +269,14 @@ def install(carry: Path, dest: Path) -> None:
     assemble(carry, dest)
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-index",
            "--no-cache-dir", "--no-compile", "--find-links", str(dest / "wheels"), *REQUIREMENTS]
-    print("+ " + " ".join(cmd), flush=True)
-    if subprocess.run(cmd).returncode != 0:
+    for attempt in (cmd, [*cmd, "--break-system-packages"]):
+        print("+ " + " ".join(attempt), flush=True)
+        res = subprocess.run(attempt, capture_output=True, text=True)
+        print(res.stdout + res.stderr, end="", flush=True)
+        # A system python (PEP 668) refuses plain installs; the image's python3 is a venv, so this is a fallback.
+        if res.returncode == 0 or "externally-managed-environment" not in res.stderr:
+            break
+    if res.returncode != 0:
         raise ValueError("pip install from the kit failed (see pip's message above)")
 
 

@@ -81,7 +81,7 @@ def run(p: dict[str, Any], result: Result) -> None:
     """Measure the three pipelines; DALI ``mixed`` is skipped with the reason when there is no CUDA."""
     from ..data import DataConfig
 
-    out = Path(p["out"])
+    out = Path(p["out"]).resolve()  # the file list is read relative to the image root unless absolute
     out.mkdir(parents=True, exist_ok=True)
     if p.get("images"):
         images, generated = Path(p["images"]), False

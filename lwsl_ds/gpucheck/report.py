@@ -28,6 +28,14 @@ def _note(item: dict[str, Any]) -> str:
     return ""
 
 
+def _plan(micro: dict[str, int] | None) -> str:
+    """A balanced mode's micro-batches per layer, only where more than one (stem = -1)."""
+    if not micro:
+        return ""
+    split = {k: v for k, v in micro.items() if v > 1}
+    return f"micro-batches {split}" if split else "micro-batches: 1 in every layer (nothing to split at this size)"
+
+
 def _data(c: dict[str, Any]) -> list[str]:
     src = "generated JPEGs" if c.get("generated") else f"`{c.get('images')}`"
     md = [f"{c.get('distinct_images', '?')} distinct images ({src}) listed {c.get('repeat', '?')} times, "
@@ -91,7 +99,7 @@ def _memory(c: dict[str, Any]) -> list[str]:
         for it in items:
             mode = it.get("mode", "?")
             paper = f"{PAPER_PCT[mode]}%" if mode in PAPER_PCT else ("100%" if mode == "spos" else "")
-            note = _note(it) or (f"M per layer {it['micro_batches']}" if it.get("micro_batches") else "")
+            note = _note(it) or _plan(it.get("micro_batches"))
             md.append(f"| {mode} | {_size(it.get('measured_peak_bytes'), unit)} | {pct(it, 'measured_peak_bytes')} | "
                       f"{_size(it.get('reserved_bytes'), unit)} | {pct(it, 'reserved_bytes')} | "
                       f"{_size(it.get('accounted_activation_peak_bytes'), unit)} | "

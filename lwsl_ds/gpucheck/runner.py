@@ -100,7 +100,7 @@ def _status(doc: dict[str, Any], rc: int | None) -> str:
 
 def _run_one(name: str, limit: float, out: Path, params: dict[str, Any], images: str | None) -> dict[str, Any]:
     """One check in its own process group under ``limit`` seconds; its report entry."""
-    cdir = out / name
+    cdir = (out / name).resolve()  # children run from the repository root
     cdir.mkdir(parents=True, exist_ok=True)
     p = {**params, "out": str(cdir), "images": images, "limit_s": limit}
     (cdir / "params.json").write_text(json.dumps(p, indent=1))
@@ -126,8 +126,10 @@ def _run_one(name: str, limit: float, out: Path, params: dict[str, Any], images:
 
 
 def run_checks(out: Path, checks: list[str], params: dict[str, dict[str, Any]], limits: dict[str, float],
-               budget_s: float, profile: str, images: str | None, concurrent: bool = False) -> dict[str, Any]:
-    """Run ``checks`` in order (or all at once: ``concurrent``); returns the report (also written to ``out``)."""
+               budget_s: float, profile: str, images: str | None, concurrent: bool = False,
+               mirror: Path | None = None) -> dict[str, Any]:
+    """Run ``checks`` in order (or all at once: ``concurrent``); returns the report (also written to ``out``
+    and, when given, ``mirror``: the device tool's $OUT, so a call cut at its limit still returns it)."""
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     info = start_machine_info()
@@ -141,8 +143,10 @@ def run_checks(out: Path, checks: list[str], params: dict[str, dict[str, Any]], 
             if not report["machine"] and info.poll() is not None:
                 report["machine"] = machine_info(info)
             report["total_seconds"] = round(time.perf_counter() - t_start, 1)
-            (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
-            (out / "report.md").write_text(render(report))
+            for folder in (out, mirror) if mirror else (out,):
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / "report.json").write_text(json.dumps(report, indent=1, default=str))
+                (folder / "report.md").write_text(render(report))
 
     def one(name: str) -> None:
         limit = min(float(limits[name]), budget_s - (time.perf_counter() - t_start))
@@ -178,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="sizes and limits: gpu when CUDA is available (auto), else the cpu rehearsal")
     ap.add_argument("--checks", default=",".join(CHECKS), help=f"comma list out of {','.join(CHECKS)}")
     ap.add_argument("--budget-s", type=float, default=480.0, help="total seconds for all checks")
+    ap.add_argument("--mirror", type=Path, default=None, help="also write report.md/json here after each check")
     ap.add_argument("--concurrent", action="store_true",
                     help="run the checks at the same time (a quicker rehearsal; its numbers are then no benchmark)")
     ap.add_argument("--limit", action="append", default=[], metavar="CHECK=SECONDS", help="one check's limit")
@@ -212,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             params[name][field] = val
     images = str(Path(a.images).resolve()) if a.images else None
-    report = run_checks(a.out, checks, params, limits, a.budget_s, profile, images, a.concurrent)
+    report = run_checks(a.out, checks, params, limits, a.budget_s, profile, images, a.concurrent, a.mirror)
     print((a.out / "report.md").read_text())
     bad_checks = [n for n, c in report["checks"].items() if c["status"] in ("failed", "timeout")]
     if bad_checks:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -14,9 +15,11 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _gpu_check(out: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "lwsl_ds.gpucheck", "--out", str(out), *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+def _gpu_check(tmp: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The entry point from another folder with a relative --out (as `make gpu-check` passes runs/gpu-check)."""
+    cmd = [sys.executable, "-m", "lwsl_ds.gpucheck", "--out", "gc", *args]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.slow
@@ -30,8 +33,8 @@ def test_rehearsal_reports_gpu_items_skipped_and_cpu_items_measured(tmp_path: Pa
                    "--set", "memory.space=demo", "--set", "memory.resolution=32", "--set", "memory.batches=[4]",
                    "--set", 'memory.modes=["spos","greedy","greedy_balanced"]')
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    rep = json.loads((tmp_path / "report.json").read_text())
-    md = (tmp_path / "report.md").read_text()
+    rep = json.loads((tmp_path / "gc" / "report.json").read_text())
+    md = (tmp_path / "gc" / "report.md").read_text()
     assert rep["profile"] == "cpu" and rep["machine"]["cuda_available"] is False and rep["concurrent"]
     assert list(rep["checks"]) == ["data", "train", "memory", "pytest"]
     cuda = "no CUDA device"
@@ -76,13 +79,15 @@ def test_rehearsal_reports_gpu_items_skipped_and_cpu_items_measured(tmp_path: Pa
 def test_a_check_over_its_limit_is_recorded_and_the_next_still_runs(tmp_path: Path) -> None:
     """A check killed at its limit is 'timeout' with an error line; the budget check skips what cannot start."""
     r = _gpu_check(tmp_path, "--checks", "memory,pytest", "--limit", "memory=6", "--budget-s", "10",
-                   "--set", "memory.resolution=224", "--set", "memory.batches=[256]", timeout=120)
+                   "--set", "memory.resolution=224", "--set", "memory.batches=[256]", "--mirror",
+                   str(tmp_path / "OUT"), timeout=120)
     assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
-    rep = json.loads((tmp_path / "report.json").read_text())
+    rep = json.loads((tmp_path / "gc" / "report.json").read_text())
     mem, pt = rep["checks"]["memory"], rep["checks"]["pytest"]
     assert mem["status"] == "timeout" and "6 s limit" in mem["error"] and mem["seconds"] < 20
     assert pt["status"] == "skipped" and "budget" in pt["reason"]
-    assert "| memory | timeout |" in (tmp_path / "report.md").read_text()
+    assert "| memory | timeout |" in (tmp_path / "gc" / "report.md").read_text()
+    assert (tmp_path / "OUT" / "report.md").read_text() == (tmp_path / "gc" / "report.md").read_text()  # $OUT copy
 
 
 def test_bad_arguments_fail_with_one_clear_line(tmp_path: Path, capsys) -> None:

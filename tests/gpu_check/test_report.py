@@ -50,7 +50,7 @@ def test_render_gpu_report_ratios_failures_and_timeouts():
     # % of SPOS at the same batch: measured allocated, reserved, accounted; paper column for greedy
     assert "| greedy | 2.000 | 25.0% | 4.000 | 40.0% | 1.000 | 25.0% | 1.250 | 25.0% | 43.9% |  |" in md
     assert "| non_greedy_balanced | 1.000 | 12.5% | 2.000 | 20.0% | 0.500 | 12.5% | 1.000 | 20.0% |  | " \
-           "M per layer {'-1': 8, '0': 9} |" in md
+           "micro-batches {'-1': 8, '0': 9} |" in md
     assert "**batch 256**" in md and "**failed**: MemoryError: batch 256 does not fit" in md
     assert "Skipped: total budget of 480 s spent" in md
 
