@@ -9,7 +9,7 @@
 #    into the machine's own python3 (its torch 2.11 stays; pip takes a carried wheel only for a requirement
 #    the image does not meet). lwsl_ds itself is not installed: it runs from this checkout. Batches that
 #    have not all arrived stop here with the missing ones named.
-# 2. python3 -m lwsl_ds.gpucheck --out runs/gpu-check [--images .whl/kit/images/imagenet-samples] (<= 8 min);
+# 2. python3 -m lwsl_ds.gpucheck --out runs/gpu-check --mirror $OUT [--images .whl/kit/images/<folder>] (<= 8 min);
 # 3. report.md, report.json, this script's log and the check logs (tar) into $OUT (the device tool's folder).
 # Env: PY (python3), KIT (.whl/carry), OUT (default runs/gpu-check-out), GPU_CHECK_ARGS (extra arguments).
 set -uo pipefail
@@ -30,7 +30,8 @@ $PY -c "import torch, deepspeed, nvidia.dali as d, fvcore; print('== torch', tor
 torch.cuda.is_available(), '| deepspeed', deepspeed.__version__, '| dali', d.__version__)" 2>&1 | grep -v Warning
 echo "== ready after $((SECONDS - t0)) s"
 ARGS=(--out runs/gpu-check --mirror "$DEST")  # the reports reach $OUT after every check
-[ -d .whl/kit/images/imagenet-samples ] && ARGS+=(--images .whl/kit/images/imagenet-samples)
+img=$(ls -d .whl/kit/images/*/ 2>/dev/null | head -n1)  # the carried sample folder, if any
+[ -n "$img" ] && ARGS+=(--images "${img%/}")
 export PYTHONUNBUFFERED=1  # (the train check sets DS_ACCELERATOR=cuda for its runs when CUDA is there)
 # shellcheck disable=SC2086  # GPU_CHECK_ARGS is a list of words
 $PY -m lwsl_ds.gpucheck "${ARGS[@]}" ${GPU_CHECK_ARGS:-}
