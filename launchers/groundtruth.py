@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = TruthSettings(num_archs=args.archs, steps=args.steps, seed=args.seed, strata=args.strata)
     try:
+        from lwsl_ds.config.layout import claim
+
+        claim(args.out, "groundtruth", option="--out")
         truth = generate_truth(args.config, args.ds_config, args.out, settings, overrides=overrides_of(args))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)

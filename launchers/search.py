@@ -1,11 +1,12 @@
 """Evolutionary search over a trained super-net under FLOPs/params limits.
 
-    python launchers/search.py --config configs/demo.yaml --checkpoint runs/demo
-    deepspeed --num_gpus 2 launchers/search.py --config configs/demo.yaml --checkpoint runs/demo
+    python launchers/search.py --config configs/demo.yaml       # the super-net in <run_root>/<name>/supernet
+    deepspeed --num_gpus 2 launchers/search.py --config configs/demo.yaml --checkpoint runs/demo/supernet
     torchrun --standalone --nproc_per_node 2 launchers/search.py --config ... --checkpoint ...
     python launchers/search.py ... --set search.max_flops=330e6 --set search.generations=5
 
-Writes into ``search.out_dir`` (default ``<run dir>/search``): ``best_arch.yaml`` (loadable with
+Writes into ``search.out_dir`` (default: ``search/`` next to the super-net folder, i.e.
+``<run_root>/<name>/search``; a folder of another phase is refused): ``best_arch.yaml`` (loadable with
 ``lwsl_ds.space.load_arch``, i.e. by retraining), ``candidates.jsonl`` (one line per evaluated
 candidate), ``search.png`` (top-1 vs FLOPs, Pareto front, constraint lines) and ``search_state.json``
 (rewritten after every generation; running the same command again resumes, ``--restart`` starts over).
@@ -36,7 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments (``--local_rank`` is accepted for the deepspeed launcher and ignored)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="experiment YAML (configs/<name>.yaml)")
-    p.add_argument("--checkpoint", required=True, help="run directory of the trained super-net (or supernet.pt)")
+    p.add_argument("--checkpoint", default=None, help="folder of the trained super-net (or its supernet.pt); "
+                                                      "default: <run_root>/<name>/supernet of the config")
     add_override_args(p)
     p.add_argument("--out", default=None, help="output folder (overrides search.out_dir)")
     p.add_argument("--restart", action="store_true", help="ignore a saved search state and start over")
@@ -79,14 +81,20 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    ckpt = Path(args.checkpoint)
+    from lwsl_ds.config.layout import beside_supernet, claim, phase_dir
+
+    ckpt = Path(args.checkpoint) if args.checkpoint else phase_dir(cfg, "supernet")
     if not ckpt.exists():
         print(f"error: --checkpoint {ckpt}: no such run directory or file", file=sys.stderr)
         return 2
-    run_dir = ckpt if ckpt.is_dir() else ckpt.parent
     scfg = cfg.search
-    out_dir = Path(args.out or scfg.out_dir or run_dir / "search")
-    cache_dir = Path(scfg.cache_dir) if scfg.cache_dir else run_dir / "cache"
+    out_dir = Path(args.out or scfg.out_dir or beside_supernet(ckpt, cfg, "search"))
+    try:
+        claim(out_dir, "search", option="--out", write=int(os.environ.get("RANK", "0")) == 0)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    cache_dir = Path(scfg.cache_dir) if scfg.cache_dir else out_dir / "cache"
 
     import torch
 

@@ -6,11 +6,12 @@ Launch lines (the same script everywhere; CPU ranks use gloo, GPUs NCCL)::
     torchrun --standalone --nproc_per_node 2 launchers/train.py --ds_config ds_configs/train_cpu.json \\
         --config configs/train_demo.yaml train.strategy=greedy
     python launchers/train.py --ds_config ds_configs/train_cpu.json --config configs/train_demo.yaml train.max_steps=20
-    python launchers/train.py ... --resume        # continue the run in <run_root>/<name> from its latest checkpoint
+    python launchers/train.py ... --resume        # continue <run_root>/<name>/supernet from its latest checkpoint
     torchrun --standalone --nproc_per_node 2 launchers/train.py --ds_config ds_configs/train_cpu.json \\
         --config configs/train_demo.yaml train.strategy=greedy train.parallel.mode=layer   # layer-parallel
 
-Outputs in the run directory ``<run_root>/<name>``: ``config.yaml``, ``ds_config.json``, ``metrics.jsonl``,
+Outputs in the super-net folder ``<run_root>/<name>/supernet`` of the experiment (``--run_dir`` for another,
+e.g. a second super-net; a folder of another phase is refused, see lwsl_ds/config/layout.py): ``config.yaml``, ``ds_config.json``, ``metrics.jsonl``,
 ``train.log``, ``checkpoints/<tag>/`` (every engine, manifest, RNG), ``supernet.pt`` (final weights) and
 ``param_digests.json`` (every rank's sha256 of its final parameters/buffers: ranks must agree).
 
@@ -39,11 +40,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ds_config", required=True, help="DeepSpeed JSON (batch size, optimizer, ZeRO, precision)")
     p.add_argument("--config", required=True, help="experiment YAML (space, data, train)")
     add_override_args(p)
+    p.add_argument("--run_dir", default=None, help="super-net folder (default: <run_root>/<name>/supernet)")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
     p.add_argument("--backend", choices=["deepspeed", "reference"], default="deepspeed",
                    help="reference: plain torch optimizers (the oracle; for tests and benchmarks)")
     p.add_argument("--local_rank", type=int, default=None, help="set by the deepspeed launcher")
     return p.parse_args(argv)
+
+
+def supernet_dir(cfg, args: argparse.Namespace) -> Path:
+    """The super-net folder (--run_dir or <run_root>/<name>/supernet), checked and marked as the super-net's."""
+    from lwsl_ds.config.layout import claim, phase_dir
+
+    return claim(Path(args.run_dir) if args.run_dir else phase_dir(cfg, "supernet"), "supernet")
 
 
 def _train_layer_parallel(cfg, ds, args, env, preemption) -> int:
@@ -65,8 +74,9 @@ def _train_layer_parallel(cfg, ds, args, env, preemption) -> int:
     if not torch.cuda.is_available():  # CPU: split this node's cores between its ranks
         local = int(os.environ.get("LOCAL_WORLD_SIZE", env.world_size))
         torch.set_num_threads(cfg.train.threads or max(1, (os.cpu_count() or 1) // max(local, 1)))
-    setup_logging(env.rank, Path(cfg.run_root) / cfg.name / "train.log")
-    train_layer_parallel(cfg, ds, par, resume=args.resume, backend=args.backend)
+    run_dir = supernet_dir(cfg, args)
+    setup_logging(env.rank, run_dir / "train.log")
+    train_layer_parallel(cfg, ds, par, resume=args.resume, backend=args.backend, run_dir=run_dir)
     shutdown()
     return 0
 
@@ -115,13 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     from lwsl_ds.strategies.hooks import PreemptionHook
     from lwsl_ds.strategies.loop import Trainer
 
+    run_dir = supernet_dir(cfg, args)
     env = init_distributed()
-    run_dir = Path(cfg.run_root) / cfg.name
     log = setup_logging(env.rank, run_dir / "train.log")
     latest = find_latest(run_dir)
     if latest is not None and not args.resume:
         raise SystemExit(f"{run_dir} already holds checkpoints (latest {latest[0].name}); pass --resume to "
-                         "continue it, or choose another name= / run_root=")
+                         "continue it, or choose another name= / run_root= / --run_dir")
     if args.resume and latest is None:
         log.warning("--resume: no checkpoint in %s, starting from scratch", run_dir)
 

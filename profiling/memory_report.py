@@ -126,8 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     from lwsl_ds.memory import account_step, auto_balance
     from lwsl_ds.memory.cuda import cuda_available_reason, measure_step
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    from lwsl_ds.config.layout import claim
+
+    try:
+        out = claim(args.out, "memory", option="--out")
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     ckpt_layers = [i for g in cfg.checkpoint_groups for i in groups[g]]
     common = dict(groups=groups, zero_stage=args.zero, precision=args.precision, objective=args.objective,
                   offload_inactive=offload, checkpoint_layers=ckpt_layers, rng=cfg.rng, seed=cfg.seed,

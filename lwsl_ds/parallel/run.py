@@ -3,7 +3,7 @@
 ``launchers/train_layer_parallel.py`` is the command line; ``launchers/train.py`` can dispatch to
 :func:`train_layer_parallel` when the experiment asks for ``parallel.mode: layer`` (docs/layer_parallel.md).
 
-Run directory ``<run_root>/<name>``: ``config.yaml``, ``ds_config.json``, ``parallel.yaml``,
+Run directory ``<run_root>/<name>/supernet`` (or the launcher's ``--run_dir``): ``config.yaml``, ``ds_config.json``, ``parallel.yaml``,
 ``layer_groups.json`` (groups and measured seconds per layer), ``metrics_rank<r>.jsonl`` (each rank logs
 the losses of its own layers), ``checkpoints_layer_parallel/step<N>/rank<r>.pt`` (+ ``.done`` markers) and
 ``supernet.pt`` (assembled by rank 0 from every group's part at the end).
@@ -57,7 +57,7 @@ def _resolve_groups(t, net, strategy, groups: int, images: torch.Tensor, labels:
 
 
 def train_layer_parallel(cfg, ds: Mapping[str, Any], par: ParallelConfig, *, resume: bool = False,
-                         backend: str = "deepspeed") -> Path:
+                         backend: str = "deepspeed", run_dir: Path | None = None) -> Path:
     """Train the super-net of ``cfg`` layer-parallel on the already-launched ranks; returns the run directory."""
     import dataclasses
 
@@ -85,7 +85,10 @@ def train_layer_parallel(cfg, ds: Mapping[str, Any], par: ParallelConfig, *, res
     if t.strategy == "spos":
         raise ConfigError("train.strategy=spos with parallel.mode=layer: SPOS back-propagates end-to-end through "
                           "every group; use greedy or non_greedy (or parallel.mode=data)")
-    run_dir = Path(cfg.run_root) / cfg.name
+    if run_dir is None:  # the experiment's super-net folder (lwsl_ds/config/layout.py)
+        from ..config.layout import claim, phase_dir
+
+        run_dir = claim(phase_dir(cfg, "supernet"), "supernet")
     ckpt_dir = run_dir / CKPT_DIR
     tag = latest_complete_tag(ckpt_dir, world)
     if tag is not None and not resume:
