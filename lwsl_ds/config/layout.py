@@ -38,7 +38,7 @@ PHASES = {
 }
 # Files that only one phase writes: a folder without a marker (an older run) is still recognised by them.
 _SIGNATURES = {
-    "supernet": ("supernet.pt", "param_digests.json", "checkpoints/latest", "layer_groups.json"),
+    "supernet": ("supernet.pt", "param_digests.json", "checkpoints/latest", "layer_groups.json", "metrics.jsonl"),
     "retrain": ("retrain_log.jsonl", "final.json", "export/subnet.pt2"),
     "search": ("best_arch.yaml", "search_state.json", "candidates.jsonl"),
     "rank": ("ranking.json", "shift.json"),
