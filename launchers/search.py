@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if main_rank:
         log.info("%s", table.summary())
+        from lwsl_ds.search.scoring import scoring_split_text
+
+        log.info("candidates are scored on the %s; retraining reports on the val split", scoring_split_text(cfg))
         log.info("search: %s, %d x %d candidates, %s, %d rank(s), output %s", scfg.algorithm, scfg.generations,
                  scfg.population, search.constraints.describe(), world, out_dir)
 
@@ -144,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device) if args.device else (
         torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu"))
     supernet = load_supernet_from_run(ckpt, config=cfg)
-    evaluator, _ = build_evaluator(supernet, cfg, device=device)
+    evaluator, scored = build_evaluator(supernet, cfg, device=device)
+    scored_images = scored.num_samples if scfg.val_batches is None else min(scored.num_samples,
+                                                                             scfg.val_batches * scfg.batch_size)
 
     from lwsl_ds.search.report import plot_search
 
@@ -163,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
     search.run(evaluator.score, progress=main_rank and not args.no_progress, on_generation=after_generation)
     if main_rank:
-        _write_outputs(space, search, cfg, ckpt, out_dir, objective=evaluator.objective, t0=t0)
+        _write_outputs(space, search, cfg, ckpt, out_dir, objective=evaluator.objective, t0=t0, images=scored_images)
     _barrier()
     _shutdown()
     return 0
@@ -183,10 +188,12 @@ def _exit_preempted(preemption, search, out_dir: Path) -> None:
     preemption.requeue_and_exit(0)
 
 
-def _write_outputs(space, search, cfg, ckpt: Path, out_dir: Path, *, objective: str, t0: float) -> None:
+def _write_outputs(space, search, cfg, ckpt: Path, out_dir: Path, *, objective: str, t0: float,
+                   images: int | None = None) -> None:
     """Best arch YAML (loadable by retraining), the plot and the resolved config (rank 0 only)."""
     from lwsl_ds.config.schema import to_dict
     from lwsl_ds.search.report import plot_search
+    from lwsl_ds.search.scoring import scoring_split_text
     from lwsl_ds.space import parse_arch, save_arch
 
     scfg = cfg.search
@@ -195,14 +202,16 @@ def _write_outputs(space, search, cfg, ckpt: Path, out_dir: Path, *, objective: 
     path = save_arch(out_dir / "best_arch.yaml", space, parse_arch(space, best["arch"]), score=best["score"],
                      flops=best["flops"], conv_linear=best["conv_linear"], params=best["params"],
                      objective=objective, algorithm=scfg.algorithm, evaluations=result.evaluations,
-                     constraints=search.constraints.describe(), checkpoint=str(ckpt))
+                     constraints=search.constraints.describe(), checkpoint=str(ckpt),
+                     score_split=scoring_split_text(cfg, images))
     plot_search(out_dir / "search.png", result.history, metric=scfg.cost_metric, max_flops=scfg.max_flops,
                 min_flops=scfg.min_flops, best=best,
                 title=f"{space.name}: {scfg.algorithm}, {search.constraints.describe()}")
     (out_dir / "search_config.json").write_text(json.dumps(to_dict(cfg), indent=1))
-    log.info("done in %.0f s: %d evaluations%s; best %s (%s) top-1 %.2f%%, %.2fM MACs -> %s",
+    log.info("done in %.0f s: %d evaluations%s; best %s (%s) top-1 %.2f%% on the %s, %.2fM MACs -> %s",
              time.time() - t0, result.evaluations, " (space exhausted)" if result.exhausted else "",
-             best["arch"], best["named"], 100 * best["score"], best[scfg.cost_metric] / 1e6, path)
+             best["arch"], best["named"], 100 * best["score"], scoring_split_text(cfg, images),
+             best[scfg.cost_metric] / 1e6, path)
 
 
 def _barrier() -> None:

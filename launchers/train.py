@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     t = cfg.train
     seed = cfg.seed * 1000 + t.seed
     views = 2 if t.objective == "infonce" else 1
-    loader = build_loader(data_cfg, "train", batch_size=micro_batch_size(ds, env.world_size), augment="train",
+    # "fit": the train split minus data.holdout, which the search scores on (lwsl_ds/data/sources.py)
+    loader = build_loader(data_cfg, "fit", batch_size=micro_batch_size(ds, env.world_size), augment="train",
                           views=views, rank=env.rank, world_size=env.world_size, local_rank=env.local_rank,
                           seed=cfg.seed, drop_last=True)
     if cfg.space.num_classes is None and t.objective == "ce" and loader.num_classes != space.num_classes:

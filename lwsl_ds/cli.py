@@ -54,6 +54,15 @@ def _launch(script: str, ranks: int, args: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the sub-command and run it; returns the exit status."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args and args[0] in ("predict", "data-stats"):  # their own parsers (and --help)
+        if args[0] == "predict":
+            from .predict import main as predict_main
+
+            return predict_main(args[1:])
+        from .data.stats import main as stats_main
+
+        return stats_main(args[1:])
     parser = argparse.ArgumentParser(prog="lwsl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     for name, (script, text) in PHASES.items():
@@ -71,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("experiment_dir", help="the experiment's run directory <run_root>/<name>, i.e. the folder holding "
                                           "its phase folders (supernet/, search/, retrain/, rank/, memory/)")
     p.add_argument("--screenshot", action="store_true", help="also render it in headless Chromium")
+    p = sub.add_parser("predict", help="classify image files with an exported sub-net (subnet.pt2 + preprocess.json)",
+                       add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p = sub.add_parser("data-stats", help="per-channel mean/std of a config's training images (for data.mean/std)",
+                       add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
     p = sub.add_parser("demo", help="end-to-end demo on generated data (super-net -> search -> retrain -> report)")
     p.add_argument("args", nargs=argparse.REMAINDER)
     ns = parser.parse_args(argv)

@@ -292,12 +292,17 @@ def run(job: RetrainJob, preemption: Preemption | None = None) -> dict[str, Any]
     final = eval_record()
     digest = params_digest(engine.module)
     print(f"[retrain] rank {rank} final step {step} params sha256 {digest}", file=sys.stderr, flush=True)
-    record = {"event": "final", "step": step, "params_sha256": digest, "ema": use_ema,
+    record = {"event": "final", "step": step, "params_sha256": digest, "ema": use_ema, "split": "val",
               **final}
     if rank == 0:
         if rc.export:
+            from ..data.preprocess import preprocess_doc, write_preprocess
+
             paths = export_subnet(job.run_dir / "export", eval_weights().cpu(), job.space, job.arch, num_classes=num_classes,
                                   top1=final["top1"], ema=record["ema"], step=step)
+            # The val preprocessing travels with the model: lwsl predict needs no training config.
+            paths["preprocess"] = write_preprocess(job.run_dir / "export", preprocess_doc(
+                exp.data, class_names=train_loader.class_names, in_channels=job.space.in_channels))
             record["export"] = {k: str(v) for k, v in paths.items()}
         _log(record, job.run_dir)
         (job.run_dir / "final.json").write_text(json.dumps(record, indent=1))

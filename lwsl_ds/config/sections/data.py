@@ -41,7 +41,8 @@ class DataConfig:
     num_threads: int = spec(2, ge=1, help="DALI: CPU threads of the pipeline")
     skip_corrupt: bool = spec(False, help="skip (and count) unreadable images instead of failing")
     max_per_class: Optional[int] = spec(None, ge=1, help="take only the first N train images per class")
-    val_max_per_class: Optional[int] = spec(None, ge=1, help="take only the first N val images per class")
+    val_max_per_class: Optional[int] = spec(None, ge=1, help="take only the first N val (and held-out) "
+                                                                   "images per class")
     mean: Optional[list[float]] = spec(None, help="normalization mean (RGB, 0-1); default per source")
     std: Optional[list[float]] = spec(None, help="normalization std (RGB, 0-1); default per source")
     crop: Crop = spec("auto", help="train crop: random_resized (ImageNet) or pad_crop (CIFAR: pad 4, "
@@ -54,6 +55,10 @@ class DataConfig:
                                                    "saturation factors in [1-s, 1+s], hue in +-s/4")
     grayscale_prob: float = spec(0.0, ge=0.0, le=1.0, help="probability of a random grayscale view "
                                                            "(SimCLR uses 0.2)")
+    holdout: float = spec(0.1, ge=0.0, help="held-out part of the train split that super-net training never "
+                                             "sees and the search scores on: a fraction (< 1) or a count (>= 1) "
+                                             "of each class's images, the last ones in index order "
+                                             "(deterministic); 0: the search scores on the val split")
     seed: int = spec(0, ge=0, help="mixed into build_loader's seed (data order and augmentation)")
     pad: int = spec(4, ge=0, help="pad_crop: zero padding on each side before the random crop")
 
@@ -70,8 +75,26 @@ class DataConfig:
             value = getattr(self, name)
             if value is not None and len(value) != 3:
                 raise ConfigError(f"data.{name}: expected 3 values (R, G, B), got {value!r}")
+        if self.holdout >= 1 and not float(self.holdout).is_integer():
+            raise ConfigError(f"data.holdout: {self.holdout!r} is neither a fraction (< 1) nor a whole count of "
+                              "images per class")
         if self.std is not None and any(v <= 0 for v in self.std):
             raise ConfigError(f"data.std: every value must be > 0, got {self.std!r}")
+
+    def holdout_count(self, class_size: int) -> int:
+        """Images of a class of ``class_size`` that are held out (at least one stays for training)."""
+        if self.holdout <= 0 or class_size < 2:
+            return 0
+        k = int(self.holdout) if self.holdout >= 1 else -(-class_size * self.holdout // 1)
+        return int(min(max(k, 1), class_size - 1))
+
+    @property
+    def holdout_text(self) -> str:
+        """How the held-out split is made, for logs and reports."""
+        if self.holdout <= 0:
+            return "no held-out split (data.holdout: 0)"
+        size = f"{self.holdout:.0%}" if self.holdout < 1 else f"{int(self.holdout)} images"
+        return f"held-out split: the last {size} of each train class, never trained on by the super-net"
 
     # Resolved views of the optional fields: the single place where per-source defaults live.
     @property
