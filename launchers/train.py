@@ -173,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
         if rng is not None:
             restore_rng_state(rng)
         log.info("resumed from %s (step %d)", ck_dir, start)
+        from lwsl_ds.engines.extend import extend_schedules, schedulers_of
+
+        line = extend_schedules(schedulers_of(backend), old_total=manifest.get("total_steps"), total=total,
+                                step=start, mode=t.extend, key="train.extend")
+        if line:
+            log.warning("%s", line)
     elif is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))

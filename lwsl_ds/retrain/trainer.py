@@ -216,6 +216,12 @@ def run(job: RetrainJob, preemption: Preemption | None = None) -> dict[str, Any]
         step, epoch, last_saved = meta["step"], meta["loader"]["epoch"], meta["step"]
         if rank == 0:
             print(f"[retrain] resumed from {ckpt} at step {step}", file=sys.stderr, flush=True)
+        from ..engines.extend import extend_schedules
+
+        line = extend_schedules([engine.lr_scheduler], old_total=None, total=total_steps, step=step, mode=rc.extend,
+                                key="retrain.extend")
+        if line and rank == 0:
+            print(f"[retrain] {line}", file=sys.stderr, flush=True)
 
     def save(reason: str) -> None:
         nonlocal last_saved
