@@ -51,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:
+        from lwsl_ds.data import DataError
+
+        if not isinstance(e, DataError):
+            raise
+        print(f"error: {e.one_line()}", file=sys.stderr)
+        return 2
     accs = sorted(truth.accuracy.values())
     print(f"ground truth of {len(accs)} archs (top-1 {accs[0]:.3f}..{accs[-1]:.3f}) -> {Path(args.out) / TRUTH_FILE}")
     from lwsl_ds.common import dist

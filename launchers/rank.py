@@ -86,10 +86,16 @@ def main(argv: list[str] | None = None) -> int:
         from lwsl_ds.config.layout import claim
 
         claim(out, "rank", option="--out")
-    evaluator, val_loader = build_evaluator(supernet, cfg, device=device)
+    from lwsl_ds.data import DataError
+
+    try:
+        evaluator, val_loader = build_evaluator(supernet, cfg, device=device)
+    except DataError as e:
+        print(f"error: {e.one_line()}", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     report = run_ranking(space, cfg.rank, evaluator.score, out, truth=truth, archs=archs,
-                         progress=main_rank and not args.no_progress,
+                         progress=main_rank and not args.no_progress and sys.stderr.isatty(),
                          meta={"checkpoint": str(args.checkpoint), "config": str(args.config),
                                "recal_batches": cfg.search.recal_batches, "val_batches": cfg.search.val_batches},
                          title=args.title)

@@ -108,10 +108,15 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(ckpt_io.checkpoint_dir(run_dir), ignore_errors=True)
     job = RetrainJob(exp=exp, ds_config=raw_ds, ds_config_path=args.ds_config, space=space, arch=arch,
                      run_dir=run_dir, resume=resume)
+    from lwsl_ds.data import DataError
+
     try:
         run(job, preemption)
     except (ConfigError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except DataError as e:  # missing root, empty class folder, unreadable file: the line names the path
+        print(f"error: {e.one_line()}", file=sys.stderr)
         return 2
     dist.shutdown()
     return 0

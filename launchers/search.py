@@ -146,8 +146,17 @@ def main(argv: list[str] | None = None) -> int:
 
     device = torch.device(args.device) if args.device else (
         torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu"))
+    from lwsl_ds.data import DataError
+    from lwsl_ds.data.loader import describe_pipeline
+
     supernet = load_supernet_from_run(ckpt, config=cfg)
-    evaluator, scored = build_evaluator(supernet, cfg, device=device)
+    try:
+        evaluator, scored = build_evaluator(supernet, cfg, device=device)
+    except DataError as e:
+        print(f"error: {e.one_line()}", file=sys.stderr)
+        return 2
+    if main_rank:
+        log.info("%s", describe_pipeline(cfg.data, scored, "scored"))
     scored_images = scored.num_samples if scfg.val_batches is None else min(scored.num_samples,
                                                                              scfg.val_batches * scfg.batch_size)
 
@@ -166,7 +175,13 @@ def main(argv: list[str] | None = None) -> int:
         if preemption.should_stop() and not s.done:
             _exit_preempted(preemption, s, out_dir)
 
-    search.run(evaluator.score, progress=main_rank and not args.no_progress, on_generation=after_generation)
+    try:
+        # The per-candidate bar only in a terminal: piped logs get the one line per generation, no '\r' lines.
+        search.run(evaluator.score, progress=main_rank and not args.no_progress and sys.stderr.isatty(),
+                   on_generation=after_generation)
+    except DataError as e:  # an unreadable image met while scoring
+        print(f"error: {e.one_line()}", file=sys.stderr)
+        return 2
     if main_rank:
         _write_outputs(space, search, cfg, ckpt, out_dir, objective=evaluator.objective, t0=t0, images=scored_images)
     _barrier()

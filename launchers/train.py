@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     loader = build_loader(data_cfg, "fit", batch_size=micro_batch_size(ds, env.world_size), augment="train",
                           views=views, rank=env.rank, world_size=env.world_size, local_rank=env.local_rank,
                           seed=cfg.seed, drop_last=True)
+    from lwsl_ds.data.loader import describe_pipeline
+
+    log.info("%s", describe_pipeline(data_cfg, loader, "fit"))
     if cfg.space.num_classes is None and t.objective == "ce" and loader.num_classes != space.num_classes:
         space = space.with_overrides(num_classes=loader.num_classes)
     objective = get_objective(t.objective, space.num_classes, proj_dim=t.proj_dim, temperature=t.temperature,
@@ -197,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     preempt = PreemptionHook(preemption)
     hooks += [preempt, FaultHook(), MetricsHook(run_dir / "metrics.jsonl", t.log_every, is_main()),
              CheckpointHook(run_dir, manifest, t.checkpoint_every, t.keep_checkpoints),
-             ProgressHook(t.progress and is_main() and sys.stderr.isatty())]
+             ProgressHook(t.progress and is_main())]  # a bar in a terminal, periodic lines when piped
     trainer = Trainer(net, strategy, backend, loader, seed=seed, total_steps=total, start_step=start, hooks=hooks,
                       device=device(), world_size=env.world_size, train_seconds=train_seconds)
     trainer.train()
@@ -214,9 +217,25 @@ def main(argv: list[str] | None = None) -> int:
         if len({d["params"] for d in digests}) > 1:
             log.error("ranks ended with different parameters: %s", digests)
         log.info("done: %d steps, super-net weights in %s", trainer.step, run_dir / "supernet.pt")
+        if t.heldout_archs:
+            _heldout_check(net, dataclasses.replace(cfg, data=data_cfg), run_dir, t.heldout_archs, log)
     barrier()
     shutdown()
     return 0
+
+
+def _heldout_check(net, cfg, run_dir: Path, archs: int, log) -> None:
+    """Score a few sampled sub-nets on held-out data (rank 0, after supernet.pt is written); never fails the run."""
+    from lwsl_ds.common.dist import device
+    from lwsl_ds.search.check import heldout_check
+
+    try:
+        doc = heldout_check(net, cfg, run_dir, archs=archs, device=device())
+    except Exception as e:  # the weights are saved; a failed check must not fail the run
+        log.warning("held-out check skipped: %s: %s", type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+        return
+    scores = ", ".join(f"{a['named']} {100 * a['score']:.2f}%" for a in doc["archs"])
+    log.info("held-out check (%s, %d images): %s", doc["split"], doc["images"], scores)
 
 
 def _exit_preempted(preemption, run_dir: Path, step: int, total: int, log) -> None:
@@ -236,12 +255,16 @@ def _exit_preempted(preemption, run_dir: Path, step: int, total: int, log) -> No
 
 if __name__ == "__main__":
     from lwsl_ds.config import ConfigError
+    from lwsl_ds.data import DataError
     from lwsl_ds.strategies.loop import NonFiniteLossError
 
     try:
         sys.exit(main())
     except ConfigError as e:  # bad input: one clear line, no traceback
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except DataError as e:  # missing root, empty class folder, unreadable file: the line names the path
+        print(f"error: {e.one_line()}", file=sys.stderr)
         sys.exit(2)
     except NonFiniteLossError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -100,6 +100,14 @@ if __name__ == "__main__":
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except RuntimeError as e:
+        from lwsl_ds.data import DataError
+
+        if not isinstance(e, DataError):
+            raise
+        print(f"error: {e.one_line()}", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(2)
     except Exception:  # a peer died or a loss went non-finite: exit now, never hang in clean-up
         import traceback
 

@@ -171,6 +171,11 @@ def run(job: RetrainJob, preemption: Preemption | None = None) -> dict[str, Any]
                                 world_size=world, local_rank=env.local_rank, seed=seed, drop_last=True)
     val_loader = build_loader(exp.data, "val", batch_size=micro, augment="val", rank=rank, world_size=world,
                               local_rank=env.local_rank, seed=seed)
+    if rank == 0:
+        from ..data.loader import describe_pipeline
+
+        print(f"[retrain] {describe_pipeline(exp.data, train_loader, 'train')}; val split {val_loader.num_samples} "
+              "images", file=sys.stderr, flush=True)
     steps_per_epoch = len(train_loader) // gas
     if steps_per_epoch < 1:
         raise ConfigError(f"{len(train_loader)} micro-batches per epoch and rank are fewer than "
@@ -253,6 +258,9 @@ def run(job: RetrainJob, preemption: Preemption | None = None) -> dict[str, Any]
               "stop_at": stop_at, "start_step": step}, job.run_dir)
     autocast = ds_cfg.get("torch_autocast", {}).get("enabled", False)
     t0, seen = time.monotonic(), 0
+    from ..common.progress import Progress
+
+    bar = Progress(stop_at, initial=step, desc="retrain", enabled=rank == 0)  # bar in a terminal, lines when piped
     engine.train()
     while step < stop_at:
         train_loader.set_epoch(epoch)
@@ -268,6 +276,7 @@ def run(job: RetrainJob, preemption: Preemption | None = None) -> dict[str, Any]
             if not boundary:
                 continue
             step += 1
+            bar.update(1, loss=loss.item())
             average_buffers(engine.module)
             if ema is not None:
                 ema.update(engine.module, step)
@@ -293,6 +302,7 @@ def run(job: RetrainJob, preemption: Preemption | None = None) -> dict[str, Any]
                 break
         if not stopped:
             epoch += 1
+    bar.close()
     if last_saved != step:
         save("final")
     final = eval_record()

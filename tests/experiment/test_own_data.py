@@ -74,7 +74,13 @@ retrain: {{epochs: 2, max_steps: 4, warmup_epochs: 0.2, augment: train, ema_deca
         (tmp_path / name).write_text(json.dumps(doc))
 
     # every launcher on its defaults: the experiment directory decides where each phase writes
-    _run("launchers/train.py", "--ds_config", str(tmp_path / "ds_train.json"), "--config", str(cfg_path))
+    t = _run("launchers/train.py", "--ds_config", str(tmp_path / "ds_train.json"), "--config", str(cfg_path))
+    log = t.stdout + t.stderr
+    # start-up names the pipeline: 12 train images per class, 2 held out (10%, rounded up) -> 40 to train on
+    assert f"data: folder at {data}, backend torchvision, fit split 40 images in 4 classes" in log
+    assert "28 px, train: pad 4 + random crop + flip, colour jitter 0" in log  # small images: CIFAR recipe
+    assert "train: step 3/3 (100%)" in log and "ETA" in log and "\r" not in log  # piped: plain progress lines
+    assert "held-out check (held-out split" in log and (exp / "supernet" / "heldout.json").is_file()
     sup = _snapshot(exp / "supernet")
     assert "supernet.pt" in sup
     s = _run("launchers/search.py", "--config", str(cfg_path), "--no-progress")

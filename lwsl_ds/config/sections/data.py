@@ -16,6 +16,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+SMALL_RESOLUTION = 48  # at or below: the CIFAR-style recipe (pad-crop, no jitter, no val resize) by default
 DEFAULT_ROOT = {"cifar10": "../shared/data/cifar10-jpeg", "demo": ".cache/demo-data"}
 
 
@@ -46,13 +47,15 @@ class DataConfig:
     mean: Optional[list[float]] = spec(None, help="normalization mean (RGB, 0-1); default per source")
     std: Optional[list[float]] = spec(None, help="normalization std (RGB, 0-1); default per source")
     crop: Crop = spec("auto", help="train crop: random_resized (ImageNet) or pad_crop (CIFAR: pad 4, "
-                                   "random crop, flip); auto: pad_crop for cifar10")
+                                   "random crop, flip); auto: pad_crop for cifar10 and for small images "
+                                   f"(resolution <= {SMALL_RESOLUTION}), random_resized otherwise")
     min_scale: float = spec(0.08, gt=0.0, le=1.0, help="random_resized: smallest crop area fraction")
     val_crop_ratio: Optional[float] = spec(None, gt=0.0, le=1.0, help="val: resize the short side to "
                                            "resolution / ratio, then center crop; default 0.875, "
                                            "1.0 with pad_crop")
-    jitter: float = spec(0.4, ge=0.0, le=1.0, help="colour jitter strength s: brightness, contrast, "
-                                                   "saturation factors in [1-s, 1+s], hue in +-s/4")
+    jitter: Optional[float] = spec(None, ge=0.0, le=1.0, help="colour jitter strength s: brightness, contrast, "
+                                   "saturation factors in [1-s, 1+s], hue in +-s/4; default 0.4 with "
+                                   "random_resized (ImageNet recipe), 0 with pad_crop (CIFAR recipe)")
     grayscale_prob: float = spec(0.0, ge=0.0, le=1.0, help="probability of a random grayscale view "
                                                            "(SimCLR uses 0.2)")
     holdout: float = spec(0.1, ge=0.0, help="held-out part of the train split that super-net training never "
@@ -98,11 +101,33 @@ class DataConfig:
 
     # Resolved views of the optional fields: the single place where per-source defaults live.
     @property
+    def small(self) -> bool:
+        """Small images (<= SMALL_RESOLUTION px, or CIFAR-10): the CIFAR-style recipe is the default."""
+        return self.source == "cifar10" or self.out_resolution <= SMALL_RESOLUTION
+
+    @property
     def train_crop(self) -> str:
-        """The train crop after resolving 'auto'."""
+        """The train crop after resolving 'auto' (by source and resolution)."""
         if self.crop != "auto":
             return self.crop
-        return "pad_crop" if self.source == "cifar10" else "random_resized"
+        return "pad_crop" if self.small else "random_resized"
+
+    @property
+    def train_jitter(self) -> float:
+        """Colour jitter strength after resolving the default (none in the CIFAR recipe)."""
+        if self.jitter is not None:
+            return self.jitter
+        return 0.0 if self.train_crop == "pad_crop" else 0.4
+
+    def describe(self) -> str:
+        """The resolved augmentation recipe in one line (printed at start-up)."""
+        crop = (f"pad {self.pad} + random crop + flip" if self.train_crop == "pad_crop"
+                else f"random-resized crop (area >= {self.min_scale:g}) + flip")
+        return (f"{self.out_resolution} px, train: {crop}, colour jitter {self.train_jitter:g}, random grayscale "
+                f"{self.grayscale_prob:g}; val: resize short side to {round(self.out_resolution / self.crop_ratio)}, "
+                f"center crop {self.out_resolution}; RGB (grayscale -> 3 channels), mean "
+                f"{[round(v, 4) for v in self.norm_mean]}, std {[round(v, 4) for v in self.norm_std]}; "
+                f"{self.holdout_text}")
 
     @property
     def out_resolution(self) -> int:

@@ -48,7 +48,10 @@ class TrainConfig:
     checkpoint_every: int = spec(0, ge=0, help="steps between checkpoints (0: at the end of every epoch only)")
     keep_checkpoints: int = spec(2, ge=1, help="checkpoints kept in the run directory (oldest deleted)")
     threads: Optional[int] = spec(None, ge=1, help="CPU threads per rank (default: cores / local ranks)")
-    progress: bool = spec(True, help="progress bar on rank 0")
+    progress: bool = spec(True, help="progress on rank 0: a bar with ETA in a terminal, periodic lines when piped")
+    heldout_archs: int = spec(3, ge=0, help="at the end, score this many sampled sub-nets on the held-out split "
+                                            "as the search does (BN recalibration, at most 10 batches) and log "
+                                            "them (heldout.json); 0: skip")
     parallel: ParallelConfig = spec(ParallelConfig(), help="data parallel (default) or layer-parallel training")
     micro_batches: Union[Literal["off", "auto"], dict[int, int]] = spec(
         "off", help="balanced memory (greedy/non_greedy, ce): run layer i's losses as micro-batches; auto: counts "
