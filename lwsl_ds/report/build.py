@@ -34,7 +34,9 @@ def build_report(exp: Path, *, screenshot: bool = False) -> tuple[Path, Path]:
     out = claim(exp / "report", "report", option="experiment directory")
     figs = out / "figures"
     sections: list[Section] = [summary_section(exp, found)]
-    for phase, folder in found:
+    order = ("supernet", "memory", "search", "retrain")  # the order the phases run in
+    for phase, folder in sorted(found, key=lambda pf: (order.index(pf[0]) if pf[0] in order else len(order),
+                                                       str(pf[1]))):
         if phase == "supernet":
             sections.append(supernet_section(folder, exp, figs))
         elif phase == "search":
