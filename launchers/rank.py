@@ -7,7 +7,8 @@ Launch (one process, or several ranks that score archs round-robin with identica
         --set rank.num_archs=100 --set rank.stratify=flops
 
 Writes ``ranking.json``, ``ranking_scatter.png``, ``shift.json``, ``shift_heatmap.png`` into ``rank/`` next
-to the super-net folder, i.e. ``<run_root>/<name>/rank`` (or ``--out``; a folder of another phase is refused). Trailing ``key=value`` arguments override the config. See docs/ranking.md.
+to the super-net folder, i.e. ``<run_root>/<name>/rank`` (or ``--out``; a folder of another phase is
+refused). Trailing ``key=value`` arguments override the config. See docs/ranking.md.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ folder of another phase, e.g. the super-net's, is refused):
 ``checkpoints/step_<N>/`` (atomic, the last ``retrain.keep_checkpoints``), ``retrain_log.jsonl``,
 ``final.json`` (top-1 of the EMA weights, parameter digest) and ``export/`` (``weights.pt``,
 ``arch.yaml``, ``subnet.pt2`` loadable with ``torch.export.load`` alone).
-``--resume auto`` continues from the latest checkpoint (or starts when there is none); the result is
+``--resume auto`` continues from the latest checkpoint (or starts when there is none; more ``retrain.epochs``
+than the checkpoint's run planned need ``retrain.extend=replan``); the result is
 bit-identical to an uninterrupted run with the same world size (torchvision data backend).
 """
 

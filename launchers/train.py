@@ -7,11 +7,13 @@ Launch lines (the same script everywhere; CPU ranks use gloo, GPUs NCCL)::
         --config configs/train_demo.yaml train.strategy=greedy
     python launchers/train.py --ds_config ds_configs/train_cpu.json --config configs/train_demo.yaml train.max_steps=20
     python launchers/train.py ... --resume        # continue <run_root>/<name>/supernet from its latest checkpoint
+    python launchers/train.py ... --resume train.max_steps=80 train.extend=replan   # train longer (re-planned cosine)
     torchrun --standalone --nproc_per_node 2 launchers/train.py --ds_config ds_configs/train_cpu.json \\
         --config configs/train_demo.yaml train.strategy=greedy train.parallel.mode=layer   # layer-parallel
 
 Outputs in the super-net folder ``<run_root>/<name>/supernet`` of the experiment (``--run_dir`` for another,
-e.g. a second super-net; a folder of another phase is refused, see lwsl_ds/config/layout.py): ``config.yaml``, ``ds_config.json``, ``metrics.jsonl``,
+e.g. a second super-net; a folder of another phase is refused, see lwsl_ds/config/layout.py):
+``config.yaml``, ``ds_config.json``, ``metrics.jsonl``, ``heldout.json`` (the end-of-training check),
 ``train.log``, ``checkpoints/<tag>/`` (every engine, manifest, RNG), ``supernet.pt`` (final weights) and
 ``param_digests.json`` (every rank's sha256 of its final parameters/buffers: ranks must agree).
 

@@ -172,7 +172,8 @@ def build_loader(cfg: DataConfig, split: str, *, batch_size: int, augment: str, 
         impl = TorchvisionBackend(index, spec, views=views, seed=data_seed, skip_corrupt=cfg.skip_corrupt,
                                   num_workers=cfg.num_workers)
     return Loader(index, impl, batch_size=batch_size, views=views, rank=rank, world_size=world_size,
-                  seed=data_seed, drop_last=drop_last, shuffle=split in ("train", "fit") if shuffle is None else shuffle,
+                  seed=data_seed, drop_last=drop_last,
+                  shuffle=split in ("train", "fit") if shuffle is None else shuffle,
                   device=dev)
 
 

@@ -3,7 +3,8 @@
 ``launchers/train_layer_parallel.py`` is the command line; ``launchers/train.py`` can dispatch to
 :func:`train_layer_parallel` when the experiment asks for ``parallel.mode: layer`` (docs/layer_parallel.md).
 
-Run directory ``<run_root>/<name>/supernet`` (or the launcher's ``--run_dir``): ``config.yaml``, ``ds_config.json``, ``parallel.yaml``,
+Run directory ``<run_root>/<name>/supernet`` (or the launcher's ``--run_dir``): ``config.yaml``,
+``ds_config.json``, ``parallel.yaml``,
 ``layer_groups.json`` (groups and measured seconds per layer), ``metrics_rank<r>.jsonl`` (each rank logs
 the losses of its own layers), ``checkpoints_layer_parallel/step<N>/rank<r>.pt`` (+ ``.done`` markers) and
 ``supernet.pt`` (assembled by rank 0 from every group's part at the end).

@@ -111,9 +111,11 @@ def retrain_section(folder: Path, exp: Path, figs: Path) -> Section:
                     {"loss": [(r["step"], r["loss"]) for r in train if "loss" in r]}),
               Panel("validation top-1", "step", "top-1 (val split)",
                     {"top-1": [(r["step"], r["top1"]) for r in evals]}),
-              Panel("learning rate", "step", "learning rate", {"lr": [(r["step"], r["lr"]) for r in train if "lr" in r]})]
+              Panel("learning rate", "step", "learning rate",
+                    {"lr": [(r["step"], r["lr"]) for r in train if "lr" in r]})]
     png = panels_png(figs / f"{label.replace('/', '_')}_retrain.png", panels, title=f"retraining: {label}")
-    figures = [Figure(png, "retraining: loss, validation top-1 and learning rate against optimizer step")] if png else []
+    caption = "retraining: loss, validation top-1 and learning rate against optimizer step"
+    figures = [Figure(png, caption)] if png else []
     final = json.loads((folder / "final.json").read_text()) if (folder / "final.json").is_file() else {}
     start = next((r for r in recs if r.get("event") == "start"), {})
     rows = [["arch", f"{start.get('arch', '-')} ({start.get('named', '-')})"],
