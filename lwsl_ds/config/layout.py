@@ -96,11 +96,12 @@ def phase_folders(exp: str | Path) -> list[tuple[str, Path]]:
         found = detect_phase(child)
         if found is not None:
             out.append((found[0], child))
-            continue
+            if found[0] != "supernet":  # older runs kept search/ and rank/ inside the super-net folder
+                continue
         for sub in sorted(p for p in child.iterdir() if p.is_dir()):  # e.g. rank/<super-net>/
-            found = detect_phase(sub)
-            if found is not None:
-                out.append((found[0], sub))
+            inner = detect_phase(sub)
+            if inner is not None and not (found and inner[0] == "supernet"):
+                out.append((inner[0], sub))
     return out
 
 
