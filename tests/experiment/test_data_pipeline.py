@@ -98,3 +98,20 @@ def test_every_launcher_names_a_wrong_data_root_or_an_empty_class_in_one_line(tm
             assert r.returncode == 2 and err and err[-1].startswith("error: ") and want in err[-1], \
                 f"{name}: rc {r.returncode}\n{r.stderr[-2000:]}"
             assert "Traceback" not in r.stderr, f"{name}\n{r.stderr[-2000:]}"
+
+
+def test_data_stats_of_grayscale_images_gives_three_equal_channels(tmp_path, capsys):
+    from lwsl_ds.data.stats import main
+    from tests.experiment.test_own_data import write_gray_pngs
+
+    data = write_gray_pngs(tmp_path / "data", train=3, val=1)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data: {{source: folder, root: {data}, resolution: 28}}\n")
+    assert main(["--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    mean = eval(out.split("data.mean=")[1].splitlines()[0])
+    std = eval(out.split("data.std=")[1].splitlines()[0])
+    assert "# 12 train images" in out and len(set(mean)) == 1 and len(set(std)) == 1
+    assert 0.2 < mean[0] < 0.8 and 0.05 < std[0] < 0.5
+    assert main(["--config", str(cfg), "data.root=/no/such/dir"]) == 2
+    assert "error: data root '/no/such/dir' does not exist" in capsys.readouterr().err
