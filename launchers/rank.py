@@ -26,7 +26,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line: config, checkpoint, output folder, overrides."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config", required=True, help="experiment YAML (space, data, search, rank sections)")
-    p.add_argument("--checkpoint", required=True, help="run directory of a trained super-net (or a supernet.pt)")
+    p.add_argument("--checkpoint", default=None, help="folder of a trained super-net (or a supernet.pt); default: "
+                                                      "<run_root>/<name>/supernet of the config")
     p.add_argument("--out", default=None, help="output folder (default: rank/ next to the super-net folder)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. rank.num_archs=100 (repeatable; same as a trailing KEY=VALUE)")
@@ -52,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         truth = resolve_truth(cfg.rank, space)  # bad truth / arch lists fail here, before any loading
         flops = flops_lookup(space, truth) if cfg.rank.stratify == "flops" else None
         archs = select_archs(cfg.rank, space, truth, flops)
+        if args.checkpoint is None:
+            from lwsl_ds.config.layout import phase_dir
+
+            args.checkpoint = str(phase_dir(cfg, "supernet"))
         if not Path(args.checkpoint).exists():
             raise ConfigError(f"--checkpoint {args.checkpoint}: no such run directory or file")
         from lwsl_ds.config.layout import beside_supernet, check_folder
