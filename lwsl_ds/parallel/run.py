@@ -104,7 +104,7 @@ def train_layer_parallel(cfg, ds: Mapping[str, Any], par: ParallelConfig, *, res
     loader = None
     info: list[Any] = [None]
     if group == 0:  # only the first group reads images
-        loader = build_loader(data_cfg, "fit", batch_size=micro, augment="fit", views=views, rank=data_rank,
+        loader = build_loader(data_cfg, "fit", batch_size=micro, augment="train", views=views, rank=data_rank,
                               world_size=D, local_rank=env.local_rank, seed=cfg.seed, drop_last=True)
         spe = len(loader)
         total = spe * t.epochs if t.max_steps is None else min(t.max_steps, spe * t.epochs)
