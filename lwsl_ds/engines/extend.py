@@ -22,8 +22,12 @@ __all__ = ["schedulers_of", "extend_schedules"]
 def schedulers_of(backend: Any) -> list:
     """The LR schedulers of an update backend (DeepSpeed engines or the reference backend; wrappers pass through)."""
     engines = getattr(backend, "engines", None)
+    if engines is None and getattr(backend, "engine", None) is not None:  # one layer-parallel stage
+        engines = [backend.engine]
     if engines is not None:
         return [getattr(e, "lr_scheduler", None) for e in engines]
+    if getattr(backend, "scheduler", None) is not None:
+        return [backend.scheduler]
     return list(getattr(backend, "schedulers", []) or [])
 
 

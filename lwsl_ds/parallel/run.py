@@ -139,6 +139,13 @@ def train_layer_parallel(cfg, ds: Mapping[str, Any], par: ParallelConfig, *, res
         log.info("layer-parallel: %d groups x %d data ranks, groups %s, %d steps\n%s", G, D, groups, total,
                  trainer.plan.describe())
     start = trainer.load(ckpt_dir) if (resume and tag is not None) else 0
+    if start:  # a longer schedule than the checkpoint's: re-plan or refuse (never the extra steps at lr 0)
+        from ..engines.extend import extend_schedules, schedulers_of
+
+        line = extend_schedules(schedulers_of(trainer.backend), old_total=None, total=total, step=start,
+                                mode=t.extend, key="train.extend")
+        if line and rank == 0:
+            log.warning("%s", line)
     every = t.checkpoint_every or spe
     metrics = open(run_dir / f"metrics_rank{rank}.jsonl", "a") if run_dir.exists() else None
 
