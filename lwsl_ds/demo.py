@@ -127,11 +127,12 @@ def _result_line(run: Path, k: int) -> str:
             import yaml
 
             doc = yaml.safe_load((run / "search" / "best_arch.yaml").read_text())
-            extra = {key: doc[key] for key in ("score", "flops") if key in doc}
-            return f"best arch {doc['named']} {extra}"
+            return (f"best arch {doc['named']}: top-1 {100 * doc.get('score', 0):.2f}% on the "
+                    f"{doc.get('score_split', 'val split')}, {doc.get('flops', 0) / 1e6:.2f}M MACs")
         if k == 3:
             final = json.loads((run / "retrain" / "final.json").read_text())
-            return f"step {final.get('step')}: top-1 {final.get('top1')} (EMA weights: {final.get('ema')})"
+            return (f"step {final.get('step')}: top-1 {100 * final.get('top1', 0):.2f}% on the "
+                    f"{final.get('split', 'val')} split ({'EMA' if final.get('ema') else 'raw'} weights)")
         if k == 4:
             (ng_s, ng_step), (sp_s, sp_step) = train_seconds(run / "supernet"), train_seconds(run / "spos")
             return (f"spos {sp_step} steps in {sp_s:.1f} s of step time; non_greedy {ng_step} steps in "
