@@ -75,7 +75,7 @@ def supernet_section(folder: Path, exp: Path, figs: Path) -> Section:
     if held.is_file():
         h = json.loads(held.read_text())
         paras.append(f"Held-out check at the end of training: {len(h.get('archs', []))} sampled sub-nets scored on "
-                     f"the {h.get('split', 'held-out')} split ({h.get('images', '?')} images) with inherited weights.")
+                     f"the {h.get('split', 'held-out split')} ({h.get('images', '?')} images) with inherited weights.")
         tables.append(Table(["sub-net", "top-1"], [[a["named"], pct(a["score"])] for a in h.get("archs", [])],
                             caption="sampled sub-nets on held-out data"))
     return Section(f"Super-net training: {label}", paras, tables, figures)

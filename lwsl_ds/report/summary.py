@@ -55,7 +55,7 @@ def summary_section(exp: Path, found: list[tuple[str, Path]]) -> Section:
             if scores:
                 rows.append([f"super-net check ({_rel(folder, exp)})",
                              f"{len(scores)} sampled sub-nets: top-1 {pct(min(scores))} .. {pct(max(scores))}",
-                             f"{h.get('split', 'held-out')} split, {h.get('images', '?')} images"])
+                             f"{h.get('split', 'held-out split')}, {h.get('images', '?')} images"])
     for folder in by_phase.get("search", []):
         doc = read_yaml(folder / "best_arch.yaml")
         if not doc:
