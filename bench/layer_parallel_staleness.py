@@ -29,7 +29,8 @@ def run(root: Path, lag: int, every: int, a: argparse.Namespace) -> dict[int, di
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(REPO / "launchers" / "train_layer_parallel.py"), "--ds_config", "ds_configs/train_cpu.json",
-           "--config", "configs/train_nasbench_macro.yaml", f"run_root={root}", f"name={name}",
+           "--config", "configs/train_nasbench_macro.yaml", "--run_dir", str(root / name), f"run_root={root}",
+           f"name={name}",
            "train.strategy=non_greedy", f"train.max_steps={a.steps}", "train.log_every=1", "train.epochs=100",
            f"train.layer_groups={a.groups}", f"data.max_per_class={a.per_class}", "data.backend=torchvision",
            "data.num_workers=0", "--parallel", f"replica_lag={lag}", "--parallel", f"replica_refresh_every={every}"]

@@ -107,7 +107,7 @@ def train(strategy: str, budget: Budget, out: Path, seed: int, backend: str) -> 
     cfg_path.write_text(yaml.safe_dump(experiment(budget, strategy, out, seed), sort_keys=False))
     ds_path.write_text(json.dumps(ds_config(budget), indent=1))
     cmd = [sys.executable, str(REPO / "launchers" / "train.py"), "--ds_config", str(ds_path), "--config",
-           str(cfg_path), "--backend", backend]
+           str(cfg_path), "--backend", backend, "--run_dir", str(run)]
     if (run / "checkpoints").is_dir():
         cmd.append("--resume")
     print(f"[{strategy}] training: {' '.join(cmd)}", flush=True)

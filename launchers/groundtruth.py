@@ -44,9 +44,19 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = TruthSettings(num_archs=args.archs, steps=args.steps, seed=args.seed, strata=args.strata)
     try:
+        from lwsl_ds.config.layout import claim
+
+        claim(args.out, "groundtruth", option="--out")
         truth = generate_truth(args.config, args.ds_config, args.out, settings, overrides=overrides_of(args))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        from lwsl_ds.data import DataError
+
+        if not isinstance(e, DataError):
+            raise
+        print(f"error: {e.one_line()}", file=sys.stderr)
         return 2
     accs = sorted(truth.accuracy.values())
     print(f"ground truth of {len(accs)} archs (top-1 {accs[0]:.3f}..{accs[-1]:.3f}) -> {Path(args.out) / TRUTH_FILE}")

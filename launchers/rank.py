@@ -6,8 +6,9 @@ Launch (one process, or several ranks that score archs round-robin with identica
     deepspeed --num_gpus 2 launchers/rank.py --config configs/nasbench_macro.yaml --checkpoint runs/nbm_spos \
         --set rank.num_archs=100 --set rank.stratify=flops
 
-Writes ``ranking.json``, ``ranking_scatter.png``, ``shift.json``, ``shift_heatmap.png`` into
-``<checkpoint>/rank`` (or ``--out``). Trailing ``key=value`` arguments override the config. See docs/ranking.md.
+Writes ``ranking.json``, ``ranking_scatter.png``, ``shift.json``, ``shift_heatmap.png`` into ``rank/`` next
+to the super-net folder, i.e. ``<run_root>/<name>/rank`` (or ``--out``; a folder of another phase is
+refused). Trailing ``key=value`` arguments override the config. See docs/ranking.md.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line: config, checkpoint, output folder, overrides."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config", required=True, help="experiment YAML (space, data, search, rank sections)")
-    p.add_argument("--checkpoint", required=True, help="run directory of a trained super-net (or a supernet.pt)")
-    p.add_argument("--out", default=None, help="output folder (default: <checkpoint>/rank)")
+    p.add_argument("--checkpoint", default=None, help="folder of a trained super-net (or a supernet.pt); default: "
+                                                      "<run_root>/<name>/supernet of the config")
+    p.add_argument("--out", default=None, help="output folder (default: rank/ next to the super-net folder)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. rank.num_archs=100 (repeatable; same as a trailing KEY=VALUE)")
     p.add_argument("--device", default=None, help="torch device (default: this rank's GPU, else cpu)")
@@ -51,8 +53,16 @@ def main(argv: list[str] | None = None) -> int:
         truth = resolve_truth(cfg.rank, space)  # bad truth / arch lists fail here, before any loading
         flops = flops_lookup(space, truth) if cfg.rank.stratify == "flops" else None
         archs = select_archs(cfg.rank, space, truth, flops)
+        if args.checkpoint is None:
+            from lwsl_ds.config.layout import phase_dir
+
+            args.checkpoint = str(phase_dir(cfg, "supernet"))
         if not Path(args.checkpoint).exists():
             raise ConfigError(f"--checkpoint {args.checkpoint}: no such run directory or file")
+        from lwsl_ds.config.layout import beside_supernet, check_folder
+
+        out = Path(args.out) if args.out else beside_supernet(args.checkpoint, cfg, "rank")
+        check_folder(out, "rank", option="--out")
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -78,12 +88,20 @@ def main(argv: list[str] | None = None) -> int:
     if supernet.space.name != space.name:
         print(f"error: checkpoint holds space {supernet.space.name!r}, config says {space.name!r}", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else (Path(args.checkpoint) if Path(args.checkpoint).is_dir()
-                                           else Path(args.checkpoint).parent) / "rank"
-    evaluator, val_loader = build_evaluator(supernet, cfg, device=device)
+    if main_rank:
+        from lwsl_ds.config.layout import claim
+
+        claim(out, "rank", option="--out")
+    from lwsl_ds.data import DataError
+
+    try:
+        evaluator, val_loader = build_evaluator(supernet, cfg, device=device)
+    except DataError as e:
+        print(f"error: {e.one_line()}", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     report = run_ranking(space, cfg.rank, evaluator.score, out, truth=truth, archs=archs,
-                         progress=main_rank and not args.no_progress,
+                         progress=main_rank and not args.no_progress and sys.stderr.isatty(),
                          meta={"checkpoint": str(args.checkpoint), "config": str(args.config),
                                "recal_batches": cfg.search.recal_batches, "val_batches": cfg.search.val_batches},
                          title=args.title)

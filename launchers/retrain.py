@@ -7,11 +7,13 @@
     sbatch --nodes=2 --ntasks-per-node=4 --gpus-per-node=4 launchers/slurm/retrain.sbatch --ds_config ... \\
         --config ... --arch ...          # adds --resume auto: requeued jobs continue by themselves
 
-Writes into the run directory (``--run_dir``, default ``<run_root>/<name>`` of the config):
+Writes into the retraining folder (``--run_dir``, default ``<run_root>/<name>/retrain`` of the config; a
+folder of another phase, e.g. the super-net's, is refused):
 ``checkpoints/step_<N>/`` (atomic, the last ``retrain.keep_checkpoints``), ``retrain_log.jsonl``,
 ``final.json`` (top-1 of the EMA weights, parameter digest) and ``export/`` (``weights.pt``,
 ``arch.yaml``, ``subnet.pt2`` loadable with ``torch.export.load`` alone).
-``--resume auto`` continues from the latest checkpoint (or starts when there is none); the result is
+``--resume auto`` continues from the latest checkpoint (or starts when there is none; more ``retrain.epochs``
+than the checkpoint's run planned need ``retrain.extend=replan``); the result is
 bit-identical to an uninterrupted run with the same world size (torchvision data backend).
 """
 
@@ -33,8 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--config", required=True, help="experiment YAML with a retrain: section")
     p.add_argument("--ds_config", "--deepspeed_config", dest="ds_config", required=True,
                    help="DeepSpeed JSON: batch size, ZeRO stage, precision, gradient clipping")
-    p.add_argument("--arch", default=None, help="arch YAML from search (default: retrain.arch of the config)")
-    p.add_argument("--run_dir", default=None, help="run directory (default: <run_root>/<name>)")
+    p.add_argument("--arch", default=None, help="arch YAML from search (default: retrain.arch of the config, else "
+                                                "<run_root>/<name>/search/best_arch.yaml)")
+    p.add_argument("--run_dir", default=None, help="retraining folder (default: <run_root>/<name>/retrain)")
     add_override_args(p)
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", default=None, metavar="auto|CHECKPOINT",
@@ -50,6 +53,7 @@ def build_job(args: argparse.Namespace):
     import os
 
     from lwsl_ds.config.ds_config import load_ds_config
+    from lwsl_ds.config.layout import claim, phase_dir
     from lwsl_ds.config.loader import load_experiment
     from lwsl_ds.config.schema import ConfigError
     from lwsl_ds.retrain import checkpoint as ckpt_io
@@ -60,14 +64,16 @@ def build_job(args: argparse.Namespace):
     raw_ds = load_ds_config(args.ds_config)
     world = int(os.environ.get("WORLD_SIZE") or os.environ.get("SLURM_STEP_NUM_TASKS") or 1)
     prepare_ds_config(raw_ds, world, args.ds_config)  # fail fast; re-checked with the real world size later
-    arch_path = args.arch or exp.retrain.arch
+    found = phase_dir(exp, "search") / "best_arch.yaml"
+    arch_path = args.arch or exp.retrain.arch or (str(found) if found.is_file() else None)
     if not arch_path:
-        raise ConfigError(f"{args.config}: no architecture: pass --arch <arch.yaml> or set retrain.arch")
+        raise ConfigError(f"{args.config}: no architecture: pass --arch <arch.yaml>, set retrain.arch, or run the "
+                          f"search first (no {found})")
     space, arch, _ = load_arch(arch_path)
     if exp.data.out_resolution != space.resolution:
         raise ConfigError(f"{args.config}: data resolution {exp.data.out_resolution} differs from the resolution "
                           f"{space.resolution} of space {space.name!r} in {arch_path}; set data.resolution")
-    run_dir = Path(args.run_dir) if args.run_dir else Path(exp.run_root) / exp.name
+    run_dir = claim(Path(args.run_dir) if args.run_dir else phase_dir(exp, "retrain"), "retrain")
     resume = args.resume
     if resume not in (None, "auto"):
         ckpt_io.read_meta(resume)  # a named checkpoint must exist and be complete
@@ -103,10 +109,15 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(ckpt_io.checkpoint_dir(run_dir), ignore_errors=True)
     job = RetrainJob(exp=exp, ds_config=raw_ds, ds_config_path=args.ds_config, space=space, arch=arch,
                      run_dir=run_dir, resume=resume)
+    from lwsl_ds.data import DataError
+
     try:
         run(job, preemption)
     except (ConfigError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except DataError as e:  # missing root, empty class folder, unreadable file: the line names the path
+        print(f"error: {e.one_line()}", file=sys.stderr)
         return 2
     dist.shutdown()
     return 0

@@ -1,11 +1,12 @@
 """Evolutionary search over a trained super-net under FLOPs/params limits.
 
-    python launchers/search.py --config configs/demo.yaml --checkpoint runs/demo
-    deepspeed --num_gpus 2 launchers/search.py --config configs/demo.yaml --checkpoint runs/demo
+    python launchers/search.py --config configs/demo.yaml       # the super-net in <run_root>/<name>/supernet
+    deepspeed --num_gpus 2 launchers/search.py --config configs/demo.yaml --checkpoint runs/demo/supernet
     torchrun --standalone --nproc_per_node 2 launchers/search.py --config ... --checkpoint ...
     python launchers/search.py ... --set search.max_flops=330e6 --set search.generations=5
 
-Writes into ``search.out_dir`` (default ``<run dir>/search``): ``best_arch.yaml`` (loadable with
+Writes into ``search.out_dir`` (default: ``search/`` next to the super-net folder, i.e.
+``<run_root>/<name>/search``; a folder of another phase is refused): ``best_arch.yaml`` (loadable with
 ``lwsl_ds.space.load_arch``, i.e. by retraining), ``candidates.jsonl`` (one line per evaluated
 candidate), ``search.png`` (top-1 vs FLOPs, Pareto front, constraint lines) and ``search_state.json``
 (rewritten after every generation; running the same command again resumes, ``--restart`` starts over).
@@ -36,7 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments (``--local_rank`` is accepted for the deepspeed launcher and ignored)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="experiment YAML (configs/<name>.yaml)")
-    p.add_argument("--checkpoint", required=True, help="run directory of the trained super-net (or supernet.pt)")
+    p.add_argument("--checkpoint", default=None, help="folder of the trained super-net (or its supernet.pt); "
+                                                      "default: <run_root>/<name>/supernet of the config")
     add_override_args(p)
     p.add_argument("--out", default=None, help="output folder (overrides search.out_dir)")
     p.add_argument("--restart", action="store_true", help="ignore a saved search state and start over")
@@ -79,14 +81,20 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    ckpt = Path(args.checkpoint)
+    from lwsl_ds.config.layout import beside_supernet, claim, phase_dir
+
+    ckpt = Path(args.checkpoint) if args.checkpoint else phase_dir(cfg, "supernet")
     if not ckpt.exists():
         print(f"error: --checkpoint {ckpt}: no such run directory or file", file=sys.stderr)
         return 2
-    run_dir = ckpt if ckpt.is_dir() else ckpt.parent
     scfg = cfg.search
-    out_dir = Path(args.out or scfg.out_dir or run_dir / "search")
-    cache_dir = Path(scfg.cache_dir) if scfg.cache_dir else run_dir / "cache"
+    out_dir = Path(args.out or scfg.out_dir or beside_supernet(ckpt, cfg, "search"))
+    try:
+        claim(out_dir, "search", option="--out", write=int(os.environ.get("RANK", "0")) == 0)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    cache_dir = Path(scfg.cache_dir) if scfg.cache_dir else out_dir / "cache"
 
     import torch
 
@@ -115,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if main_rank:
         log.info("%s", table.summary())
+        from lwsl_ds.search.scoring import scoring_split_text
+
+        log.info("candidates are scored on the %s; retraining reports on the val split", scoring_split_text(cfg))
         log.info("search: %s, %d x %d candidates, %s, %d rank(s), output %s", scfg.algorithm, scfg.generations,
                  scfg.population, search.constraints.describe(), world, out_dir)
 
@@ -135,8 +146,19 @@ def main(argv: list[str] | None = None) -> int:
 
     device = torch.device(args.device) if args.device else (
         torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu"))
+    from lwsl_ds.data import DataError
+    from lwsl_ds.data.loader import describe_pipeline
+
     supernet = load_supernet_from_run(ckpt, config=cfg)
-    evaluator, _ = build_evaluator(supernet, cfg, device=device)
+    try:
+        evaluator, scored = build_evaluator(supernet, cfg, device=device)
+    except DataError as e:
+        print(f"error: {e.one_line()}", file=sys.stderr)
+        return 2
+    if main_rank:
+        log.info("%s", describe_pipeline(cfg.data, scored, "scored"))
+    scored_images = scored.num_samples if scfg.val_batches is None else min(scored.num_samples,
+                                                                             scfg.val_batches * scfg.batch_size)
 
     from lwsl_ds.search.report import plot_search
 
@@ -153,9 +175,15 @@ def main(argv: list[str] | None = None) -> int:
         if preemption.should_stop() and not s.done:
             _exit_preempted(preemption, s, out_dir)
 
-    search.run(evaluator.score, progress=main_rank and not args.no_progress, on_generation=after_generation)
+    try:
+        # The per-candidate bar only in a terminal: piped logs get the one line per generation, no '\r' lines.
+        search.run(evaluator.score, progress=main_rank and not args.no_progress and sys.stderr.isatty(),
+                   on_generation=after_generation)
+    except DataError as e:  # an unreadable image met while scoring
+        print(f"error: {e.one_line()}", file=sys.stderr)
+        return 2
     if main_rank:
-        _write_outputs(space, search, cfg, ckpt, out_dir, objective=evaluator.objective, t0=t0)
+        _write_outputs(space, search, cfg, ckpt, out_dir, objective=evaluator.objective, t0=t0, images=scored_images)
     _barrier()
     _shutdown()
     return 0
@@ -175,10 +203,12 @@ def _exit_preempted(preemption, search, out_dir: Path) -> None:
     preemption.requeue_and_exit(0)
 
 
-def _write_outputs(space, search, cfg, ckpt: Path, out_dir: Path, *, objective: str, t0: float) -> None:
+def _write_outputs(space, search, cfg, ckpt: Path, out_dir: Path, *, objective: str, t0: float,
+                   images: int | None = None) -> None:
     """Best arch YAML (loadable by retraining), the plot and the resolved config (rank 0 only)."""
     from lwsl_ds.config.schema import to_dict
     from lwsl_ds.search.report import plot_search
+    from lwsl_ds.search.scoring import scoring_split_text
     from lwsl_ds.space import parse_arch, save_arch
 
     scfg = cfg.search
@@ -187,14 +217,16 @@ def _write_outputs(space, search, cfg, ckpt: Path, out_dir: Path, *, objective: 
     path = save_arch(out_dir / "best_arch.yaml", space, parse_arch(space, best["arch"]), score=best["score"],
                      flops=best["flops"], conv_linear=best["conv_linear"], params=best["params"],
                      objective=objective, algorithm=scfg.algorithm, evaluations=result.evaluations,
-                     constraints=search.constraints.describe(), checkpoint=str(ckpt))
+                     constraints=search.constraints.describe(), checkpoint=str(ckpt),
+                     score_split=scoring_split_text(cfg, images))
     plot_search(out_dir / "search.png", result.history, metric=scfg.cost_metric, max_flops=scfg.max_flops,
                 min_flops=scfg.min_flops, best=best,
                 title=f"{space.name}: {scfg.algorithm}, {search.constraints.describe()}")
     (out_dir / "search_config.json").write_text(json.dumps(to_dict(cfg), indent=1))
-    log.info("done in %.0f s: %d evaluations%s; best %s (%s) top-1 %.2f%%, %.2fM MACs -> %s",
+    log.info("done in %.0f s: %d evaluations%s; best %s (%s) top-1 %.2f%% on the %s, %.2fM MACs -> %s",
              time.time() - t0, result.evaluations, " (space exhausted)" if result.exhausted else "",
-             best["arch"], best["named"], 100 * best["score"], best[scfg.cost_metric] / 1e6, path)
+             best["arch"], best["named"], 100 * best["score"], scoring_split_text(cfg, images),
+             best[scfg.cost_metric] / 1e6, path)
 
 
 def _barrier() -> None:

@@ -6,11 +6,14 @@ Launch lines (the same script everywhere; CPU ranks use gloo, GPUs NCCL)::
     torchrun --standalone --nproc_per_node 2 launchers/train.py --ds_config ds_configs/train_cpu.json \\
         --config configs/train_demo.yaml train.strategy=greedy
     python launchers/train.py --ds_config ds_configs/train_cpu.json --config configs/train_demo.yaml train.max_steps=20
-    python launchers/train.py ... --resume        # continue the run in <run_root>/<name> from its latest checkpoint
+    python launchers/train.py ... --resume        # continue <run_root>/<name>/supernet from its latest checkpoint
+    python launchers/train.py ... --resume train.max_steps=80 train.extend=replan   # train longer (re-planned cosine)
     torchrun --standalone --nproc_per_node 2 launchers/train.py --ds_config ds_configs/train_cpu.json \\
         --config configs/train_demo.yaml train.strategy=greedy train.parallel.mode=layer   # layer-parallel
 
-Outputs in the run directory ``<run_root>/<name>``: ``config.yaml``, ``ds_config.json``, ``metrics.jsonl``,
+Outputs in the super-net folder ``<run_root>/<name>/supernet`` of the experiment (``--run_dir`` for another,
+e.g. a second super-net; a folder of another phase is refused, see lwsl_ds/config/layout.py):
+``config.yaml``, ``ds_config.json``, ``metrics.jsonl``, ``heldout.json`` (the end-of-training check),
 ``train.log``, ``checkpoints/<tag>/`` (every engine, manifest, RNG), ``supernet.pt`` (final weights) and
 ``param_digests.json`` (every rank's sha256 of its final parameters/buffers: ranks must agree).
 
@@ -39,11 +42,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ds_config", required=True, help="DeepSpeed JSON (batch size, optimizer, ZeRO, precision)")
     p.add_argument("--config", required=True, help="experiment YAML (space, data, train)")
     add_override_args(p)
+    p.add_argument("--run_dir", default=None, help="super-net folder (default: <run_root>/<name>/supernet)")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
     p.add_argument("--backend", choices=["deepspeed", "reference"], default="deepspeed",
                    help="reference: plain torch optimizers (the oracle; for tests and benchmarks)")
     p.add_argument("--local_rank", type=int, default=None, help="set by the deepspeed launcher")
     return p.parse_args(argv)
+
+
+def supernet_dir(cfg, args: argparse.Namespace) -> Path:
+    """The super-net folder (--run_dir or <run_root>/<name>/supernet), checked and marked as the super-net's."""
+    from lwsl_ds.config.layout import claim, phase_dir
+
+    return claim(Path(args.run_dir) if args.run_dir else phase_dir(cfg, "supernet"), "supernet")
 
 
 def _train_layer_parallel(cfg, ds, args, env, preemption) -> int:
@@ -65,8 +76,9 @@ def _train_layer_parallel(cfg, ds, args, env, preemption) -> int:
     if not torch.cuda.is_available():  # CPU: split this node's cores between its ranks
         local = int(os.environ.get("LOCAL_WORLD_SIZE", env.world_size))
         torch.set_num_threads(cfg.train.threads or max(1, (os.cpu_count() or 1) // max(local, 1)))
-    setup_logging(env.rank, Path(cfg.run_root) / cfg.name / "train.log")
-    train_layer_parallel(cfg, ds, par, resume=args.resume, backend=args.backend)
+    run_dir = supernet_dir(cfg, args)
+    setup_logging(env.rank, run_dir / "train.log")
+    train_layer_parallel(cfg, ds, par, resume=args.resume, backend=args.backend, run_dir=run_dir)
     shutdown()
     return 0
 
@@ -115,13 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     from lwsl_ds.strategies.hooks import PreemptionHook
     from lwsl_ds.strategies.loop import Trainer
 
+    run_dir = supernet_dir(cfg, args)
     env = init_distributed()
-    run_dir = Path(cfg.run_root) / cfg.name
     log = setup_logging(env.rank, run_dir / "train.log")
     latest = find_latest(run_dir)
     if latest is not None and not args.resume:
         raise SystemExit(f"{run_dir} already holds checkpoints (latest {latest[0].name}); pass --resume to "
-                         "continue it, or choose another name= / run_root=")
+                         "continue it, or choose another name= / run_root= / --run_dir")
     if args.resume and latest is None:
         log.warning("--resume: no checkpoint in %s, starting from scratch", run_dir)
 
@@ -131,9 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     t = cfg.train
     seed = cfg.seed * 1000 + t.seed
     views = 2 if t.objective == "infonce" else 1
-    loader = build_loader(data_cfg, "train", batch_size=micro_batch_size(ds, env.world_size), augment="train",
+    # "fit": the train split minus data.holdout, which the search scores on (lwsl_ds/data/sources.py)
+    loader = build_loader(data_cfg, "fit", batch_size=micro_batch_size(ds, env.world_size), augment="train",
                           views=views, rank=env.rank, world_size=env.world_size, local_rank=env.local_rank,
                           seed=cfg.seed, drop_last=True)
+    from lwsl_ds.data.loader import describe_pipeline
+
+    log.info("%s", describe_pipeline(data_cfg, loader, "fit"))
     if cfg.space.num_classes is None and t.objective == "ce" and loader.num_classes != space.num_classes:
         space = space.with_overrides(num_classes=loader.num_classes)
     objective = get_objective(t.objective, space.num_classes, proj_dim=t.proj_dim, temperature=t.temperature,
@@ -162,6 +178,12 @@ def main(argv: list[str] | None = None) -> int:
         if rng is not None:
             restore_rng_state(rng)
         log.info("resumed from %s (step %d)", ck_dir, start)
+        from lwsl_ds.engines.extend import extend_schedules, schedulers_of
+
+        line = extend_schedules(schedulers_of(backend), old_total=manifest.get("total_steps"), total=total,
+                                step=start, mode=t.extend, key="train.extend")
+        if line:
+            log.warning("%s", line)
     elif is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
@@ -180,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     preempt = PreemptionHook(preemption)
     hooks += [preempt, FaultHook(), MetricsHook(run_dir / "metrics.jsonl", t.log_every, is_main()),
              CheckpointHook(run_dir, manifest, t.checkpoint_every, t.keep_checkpoints),
-             ProgressHook(t.progress and is_main() and sys.stderr.isatty())]
+             ProgressHook(t.progress and is_main())]  # a bar in a terminal, periodic lines when piped
     trainer = Trainer(net, strategy, backend, loader, seed=seed, total_steps=total, start_step=start, hooks=hooks,
                       device=device(), world_size=env.world_size, train_seconds=train_seconds)
     trainer.train()
@@ -197,9 +219,25 @@ def main(argv: list[str] | None = None) -> int:
         if len({d["params"] for d in digests}) > 1:
             log.error("ranks ended with different parameters: %s", digests)
         log.info("done: %d steps, super-net weights in %s", trainer.step, run_dir / "supernet.pt")
+        if t.heldout_archs:
+            _heldout_check(net, dataclasses.replace(cfg, data=data_cfg), run_dir, t.heldout_archs, log)
     barrier()
     shutdown()
     return 0
+
+
+def _heldout_check(net, cfg, run_dir: Path, archs: int, log) -> None:
+    """Score a few sampled sub-nets on held-out data (rank 0, after supernet.pt is written); never fails the run."""
+    from lwsl_ds.common.dist import device
+    from lwsl_ds.search.check import heldout_check
+
+    try:
+        doc = heldout_check(net, cfg, run_dir, archs=archs, device=device())
+    except Exception as e:  # the weights are saved; a failed check must not fail the run
+        log.warning("held-out check skipped: %s: %s", type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+        return
+    scores = ", ".join(f"{a['named']} {100 * a['score']:.2f}%" for a in doc["archs"])
+    log.info("held-out check (%s, %d images): %s", doc["split"], doc["images"], scores)
 
 
 def _exit_preempted(preemption, run_dir: Path, step: int, total: int, log) -> None:
@@ -219,12 +257,16 @@ def _exit_preempted(preemption, run_dir: Path, step: int, total: int, log) -> No
 
 if __name__ == "__main__":
     from lwsl_ds.config import ConfigError
+    from lwsl_ds.data import DataError
     from lwsl_ds.strategies.loop import NonFiniteLossError
 
     try:
         sys.exit(main())
     except ConfigError as e:  # bad input: one clear line, no traceback
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except DataError as e:  # missing root, empty class folder, unreadable file: the line names the path
+        print(f"error: {e.one_line()}", file=sys.stderr)
         sys.exit(2)
     except NonFiniteLossError as e:
         print(f"error: {e}", file=sys.stderr)

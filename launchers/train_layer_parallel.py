@@ -32,6 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_override_args(p)
     p.add_argument("--parallel", action="append", default=[], metavar="KEY=VALUE",
                    help="layer-parallel setting, e.g. --parallel replica_lag=0 (repeatable)")
+    p.add_argument("--run_dir", default=None, help="super-net folder (default: <run_root>/<name>/supernet)")
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
     p.add_argument("--backend", choices=["deepspeed", "reference"], default="deepspeed")
     p.add_argument("--local_rank", type=int, default=None, help="set by the deepspeed launcher")
@@ -82,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     from lwsl_ds.common.logging import setup_logging
     from lwsl_ds.parallel.run import train_layer_parallel
 
-    setup_logging(env.rank, Path(cfg.run_root) / cfg.name / "train.log")
-    train_layer_parallel(cfg, ds, par, resume=args.resume, backend=args.backend)
+    from lwsl_ds.config.layout import claim, phase_dir
+
+    run_dir = claim(Path(args.run_dir) if args.run_dir else phase_dir(cfg, "supernet"), "supernet")
+    setup_logging(env.rank, run_dir / "train.log")
+    train_layer_parallel(cfg, ds, par, resume=args.resume, backend=args.backend, run_dir=run_dir)
     shutdown()
     return 0
 
@@ -96,6 +100,14 @@ if __name__ == "__main__":
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except RuntimeError as e:
+        from lwsl_ds.data import DataError
+
+        if not isinstance(e, DataError):
+            raise
+        print(f"error: {e.one_line()}", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(2)
     except Exception:  # a peer died or a loss went non-finite: exit now, never hang in clean-up
         import traceback
 

@@ -7,6 +7,8 @@
     lwsl rank    -- --config configs/train_demo.yaml --checkpoint runs/demo/supernet
     lwsl groundtruth -- --config configs/demo.yaml --ds_config ds_configs/retrain_cpu.json --out runs/gt
     lwsl profile -- --space paper --resolution 224 --batch 128
+    lwsl report runs/demo                              # <experiment dir>/report/report.html from any experiment
+    lwsl predict runs/demo/retrain/export img1.png img2.png   # classify image files with an exported sub-net
     lwsl demo                                          # the end-to-end demo (same as `make demo`)
 
 Arguments after ``--`` go to the launcher unchanged; ``--ranks N`` (N > 1) starts it with
@@ -52,6 +54,15 @@ def _launch(script: str, ranks: int, args: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the sub-command and run it; returns the exit status."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args and args[0] in ("predict", "data-stats"):  # their own parsers (and --help)
+        if args[0] == "predict":
+            from .predict import main as predict_main
+
+            return predict_main(args[1:])
+        from .data.stats import main as stats_main
+
+        return stats_main(args[1:])
     parser = argparse.ArgumentParser(prog="lwsl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     for name, (script, text) in PHASES.items():
@@ -61,9 +72,20 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("space", help="print a search space (layers, choices, number of archs)")
     p.add_argument("name", nargs="?", default="paper", help="preset name or path to a space YAML")
     p.add_argument("--resolution", type=int, default=None)
-    p = sub.add_parser("report", help="(re)build runs/<name>/report.html from a run directory")
-    p.add_argument("run_dir")
+    p = sub.add_parser("report", help="(re)build <experiment dir>/report/report.html from whatever phases ran",
+                       description="Build <experiment dir>/report/report.html (self-contained) and report.md: a "
+                                   "summary first (best arch, MACs, params, search score, retrained top-1, ranking, "
+                                   "memory saving, each with the split it was measured on), then one section per "
+                                   "phase folder found, then the full config. Phases that did not run are absent.")
+    p.add_argument("experiment_dir", help="the experiment's run directory <run_root>/<name>, i.e. the folder holding "
+                                          "its phase folders (supernet/, search/, retrain/, rank/, memory/)")
     p.add_argument("--screenshot", action="store_true", help="also render it in headless Chromium")
+    p = sub.add_parser("predict", help="classify image files with an exported sub-net (subnet.pt2 + preprocess.json)",
+                       add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p = sub.add_parser("data-stats", help="per-channel mean/std of a config's training images (for data.mean/std)",
+                       add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
     p = sub.add_parser("demo", help="end-to-end demo on generated data (super-net -> search -> retrain -> report)")
     p.add_argument("args", nargs=argparse.REMAINDER)
     ns = parser.parse_args(argv)
@@ -81,9 +103,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0
     if ns.cmd == "report":
+        from .config import ConfigError
         from .report.build import build_report
 
-        html, md = build_report(Path(ns.run_dir), screenshot=ns.screenshot)
+        try:
+            html, md = build_report(Path(ns.experiment_dir), screenshot=ns.screenshot)
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         print(f"report: {html}\nmarkdown: {md}")
         return 0
     from .demo import main as demo_main

@@ -7,8 +7,9 @@
 Phases: non-greedy super-net training with DeepSpeed (2 layer groups) -> memory report -> FLOPs-limited
 evolutionary search -> short retraining of the best arch -> a single-path (spos) super-net trained for the
 same training time -> ground truth (K sampled archs trained briefly from scratch) -> ranking (Kendall tau
-with bootstrap interval) and representation shift of both super-nets -> ``runs/demo/report.html``
-(+ ``report.md``). Each phase prints one header line, shows the launcher's own progress bar, and ends with
+with bootstrap interval) and representation shift of both super-nets -> ``runs/demo/report/report.html``
+(+ ``report.md``); each phase writes into its own sub-folder of ``runs/demo``. Each phase prints one header
+line, shows the launcher's own progress bar, and ends with
 one result line.
 """
 
@@ -73,11 +74,10 @@ def _phases(run: Path) -> list[Phase]:
     return [
         Phase("super-net training (non_greedy, DeepSpeed, 2 layer groups)",
               lambda: [ds, "--num_gpus", "1", str(REPO / "launchers/train.py"), "--ds_config",
-                       str(REPO / "ds_configs/train_cpu.json"), "--config", cfg, f"run_root={run}", "name=supernet",
-                       *_resume(sup)]),
+                       str(REPO / "ds_configs/train_cpu.json"), "--config", cfg, "--run_dir", str(sup), *_resume(sup)]),
         Phase("memory report (accounted, per strategy and per layer)",
-              [py, str(REPO / "profiling/memory_report.py"), "--space", "demo", "--resolution", "32", "--batch", "32",
-               "--out", str(run / "memory")]),
+              [py, str(REPO / "profiling/memory_report.py"), "--config", cfg, "--ds_config",
+               str(REPO / "ds_configs/train_cpu.json"), "--out", str(run / "memory")]),
         Phase("evolutionary search under a FLOPs limit",
               [py, str(REPO / "launchers/search.py"), "--config", cfg, "--checkpoint", str(sup),
                "--out", str(run / "search")]),
@@ -87,7 +87,7 @@ def _phases(run: Path) -> list[Phase]:
                "--resume", "auto"]),
         Phase("single-path super-net (spos) for the same training time",
               lambda: [ds, "--num_gpus", "1", str(REPO / "launchers/train.py"), "--ds_config",
-                       str(REPO / "ds_configs/train_cpu.json"), "--config", cfg, f"run_root={run}", "name=spos",
+                       str(REPO / "ds_configs/train_cpu.json"), "--config", cfg, "--run_dir", str(run / "spos"),
                        "train.strategy=spos", f"train.max_minutes={train_seconds(sup)[0] / 60!r}",
                        f"train.epochs={_epochs() * SPOS_EPOCH_FACTOR}", *_resume(run / "spos")]),
         Phase(f"ground truth: {TRUTH_ARCHS} sampled archs trained from scratch for {TRUTH_STEPS} steps each",
@@ -127,11 +127,12 @@ def _result_line(run: Path, k: int) -> str:
             import yaml
 
             doc = yaml.safe_load((run / "search" / "best_arch.yaml").read_text())
-            extra = {key: doc[key] for key in ("score", "flops") if key in doc}
-            return f"best arch {doc['named']} {extra}"
+            return (f"best arch {doc['named']}: top-1 {100 * doc.get('score', 0):.2f}% on the "
+                    f"{doc.get('score_split', 'val split')}, {doc.get('flops', 0) / 1e6:.2f}M MACs")
         if k == 3:
             final = json.loads((run / "retrain" / "final.json").read_text())
-            return f"step {final.get('step')}: top-1 {final.get('top1')} (EMA weights: {final.get('ema')})"
+            return (f"step {final.get('step')}: top-1 {100 * final.get('top1', 0):.2f}% on the "
+                    f"{final.get('split', 'val')} split ({'EMA' if final.get('ema') else 'raw'} weights)")
         if k == 4:
             (ng_s, ng_step), (sp_s, sp_step) = train_seconds(run / "supernet"), train_seconds(run / "spos")
             return (f"spos {sp_step} steps in {sp_s:.1f} s of step time; non_greedy {ng_step} steps in "

@@ -13,6 +13,8 @@ on the ``meta`` device under the accounting tracker and writes:
 Command (paper space, about 4 minutes on 2 CPU cores)::
 
     python profiling/memory_report.py --space paper --resolution 224 --batch 128 256 --out runs/memory/paper224
+    python profiling/memory_report.py --config configs/demo.yaml --ds_config ds_configs/train_cpu.json
+        # the experiment's space, resolution, strategies, layer groups and levers; -> <run_root>/<name>/memory
 """
 
 from __future__ import annotations
@@ -30,10 +32,8 @@ from lwsl_ds.config.sections.memory import MemoryConfig  # noqa: E402
 
 GIB = 2 ** 30
 MIB = 2 ** 20
-# Device-level default: the CUDA context alone measured at 723 MiB in nvidia-smi right after the first
-# CUDA call (discuss.pytorch.org/t/what-is-the-reason-for-pytorchs-gpu-memory-floor/73021). Not measured
-# here: this machine has no GPU. Allocator cache and cuDNN/cuBLAS workspaces come on top (not included).
-DEFAULT_OVERHEAD_MIB = 723.0
+# Device-level default: one number everywhere, memory.device_overhead_mib (lwsl_ds/config/sections/memory.py).
+DEFAULT_OVERHEAD_MIB = MemoryConfig().device_overhead_mib
 
 
 def _split(n: int, k: int) -> list[list[int]]:
@@ -75,33 +75,81 @@ def _balance_ratio(acc) -> float:
     return max(peaks) / (sum(peaks) / len(peaks)) if peaks else float("nan")
 
 
+_BUILTIN = {"space": "paper", "resolution": None, "batch": [128], "strategies": ["spos", "greedy", "non_greedy"], "objective": "ce",
+            "rng": "worst", "balance": "auto", "floor_factor": 2.0, "groups": 1, "zero": 0, "precision": "fp32",
+            "checkpoint_groups": [], "overhead_mib": DEFAULT_OVERHEAD_MIB, "out": "runs/memory/report"}
+
+
+def _fill_from_config(args: argparse.Namespace) -> list[list[int]] | None:
+    """Unset flags from ``--config`` (lwsl_ds/memory/from_config.py), then the built-in defaults.
+
+    Returns the experiment's explicit layer groups unless ``--groups`` overrides them (None: use --groups).
+    """
+    settings: dict = {}
+    groups_given = args.groups is not None
+    if args.config is not None:
+        from lwsl_ds.config import load_experiment
+        from lwsl_ds.config.layout import phase_dir
+        from lwsl_ds.memory.from_config import memory_settings
+
+        exp = load_experiment(args.config)
+        ds = None
+        if args.ds_config is not None:
+            from lwsl_ds.config.ds_config import load_ds_config
+
+            ds = load_ds_config(args.ds_config)
+        settings = memory_settings(exp, ds)
+        settings["out"] = str(phase_dir(exp, "memory"))
+    elif args.ds_config is not None:
+        raise ConfigError("--ds_config: only used with --config")
+    for key, default in _BUILTIN.items():
+        if getattr(args, key, None) is None:
+            value = settings.get(key, default)
+            setattr(args, key, default if key == "groups" and isinstance(value, list) else value)
+    if args.offload is None and settings.get("offload") is not None:
+        args.offload = settings["offload"]
+    if args.budget_mib is None:
+        args.budget_mib = settings.get("budget_mib")
+    explicit = settings.get("groups")
+    return explicit if isinstance(explicit, list) and not groups_given else None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, account every strategy, write report.md / report.json / PNGs."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--space", default="paper", help="preset name or space YAML")
+    ap.add_argument("--config", default=None, help="experiment YAML: space, resolution, strategies, layer groups, "
+                                                     "memory levers and the memory: section come from it (flags "
+                                                     "override); output defaults to <run_root>/<name>/memory")
+    ap.add_argument("--ds_config", default=None, help="with --config: batch size, ZeRO stage and precision")
+    ap.add_argument("--space", default=None, help="preset name or space YAML (default paper)")
     ap.add_argument("--resolution", type=int, default=None)
-    ap.add_argument("--batch", type=int, nargs="+", default=[128], help="per-rank batch sizes")
-    ap.add_argument("--strategies", nargs="+", default=["spos", "greedy", "non_greedy"])
-    ap.add_argument("--objective", default="ce", choices=["ce", "infonce"])
-    ap.add_argument("--rng", default="worst", choices=["worst", "sample"])
-    ap.add_argument("--balance", default="auto", choices=["off", "auto"], help="also account balanced modes")
+    ap.add_argument("--batch", type=int, nargs="+", default=None, help="per-rank batch sizes (default 128)")
+    ap.add_argument("--strategies", nargs="+", default=None, help="default: spos greedy non_greedy")
+    ap.add_argument("--objective", default=None, choices=["ce", "infonce"])
+    ap.add_argument("--rng", default=None, choices=["worst", "sample"])
+    ap.add_argument("--balance", default=None, choices=["off", "auto"], help="also account balanced modes "
+                                                                              "(default auto)")
     ap.add_argument("--budget-mib", type=float, default=None, help="balanced budget (default: auto)")
-    ap.add_argument("--floor-factor", type=float, default=2.0)
-    ap.add_argument("--groups", type=int, default=1, help="layer groups (engines) for model states")
-    ap.add_argument("--zero", type=int, default=0, choices=[0, 1, 2])
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    ap.add_argument("--floor-factor", type=float, default=None)
+    ap.add_argument("--groups", type=int, default=None, help="layer groups (engines) for model states: a count of "
+                                                             "near-equal contiguous groups (default 1; with --config: "
+                                                             "train.layer_groups resolved)")
+    ap.add_argument("--zero", type=int, default=None, choices=[0, 1, 2])
+    ap.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16"])
     ap.add_argument("--offload", type=int, nargs="*", default=None,
                     help="layer groups whose model states wait in host memory while inactive, as "
                          "train.offload_inactive does (no value: every group); greedy/non_greedy only")
-    ap.add_argument("--checkpoint-groups", type=int, nargs="*", default=[],
+    ap.add_argument("--checkpoint-groups", type=int, nargs="*", default=None,
                     help="groups whose losses run every choice they call under activation checkpointing, as "
                          "train.activation_checkpointing does")
-    ap.add_argument("--overhead-mib", type=float, default=DEFAULT_OVERHEAD_MIB,
-                    help="device-level view without GPU: fixed overhead added to every strategy")
-    ap.add_argument("--out", default="runs/memory/report")
+    ap.add_argument("--overhead-mib", type=float, default=None,
+                    help=f"device-level view without GPU: fixed overhead added to every strategy (default "
+                         f"memory.device_overhead_mib, {DEFAULT_OVERHEAD_MIB:g})")
+    ap.add_argument("--out", default=None, help="output folder (default runs/memory/report)")
     args = ap.parse_args(argv)
 
     try:
+        fixed_groups = _fill_from_config(args)
         cfg = from_dict(MemoryConfig, {"strategies": args.strategies, "batch_sizes": args.batch,
                                        "resolution": args.resolution, "rng": args.rng, "budget_mib": args.budget_mib,
                                        "floor_factor": args.floor_factor, "device_overhead_mib": args.overhead_mib,
@@ -111,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         from lwsl_ds.space import load_space
 
         space = load_space(args.space, resolution=cfg.resolution)
-        groups = _split(space.num_layers, args.groups)
+        groups = fixed_groups if fixed_groups is not None else _split(space.num_layers, args.groups)
         bad = [g for g in cfg.checkpoint_groups if g >= len(groups)]
         if bad:
             raise ConfigError(f"--checkpoint-groups: {bad} out of range for {len(groups)} groups")
@@ -126,8 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     from lwsl_ds.memory import account_step, auto_balance
     from lwsl_ds.memory.cuda import cuda_available_reason, measure_step
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    from lwsl_ds.config.layout import claim
+
+    try:
+        out = claim(args.out, "memory", option="--out")
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     ckpt_layers = [i for g in cfg.checkpoint_groups for i in groups[g]]
     common = dict(groups=groups, zero_stage=args.zero, precision=args.precision, objective=args.objective,
                   offload_inactive=offload, checkpoint_layers=ckpt_layers, rng=cfg.rng, seed=cfg.seed,

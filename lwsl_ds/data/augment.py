@@ -73,6 +73,6 @@ def make_spec(cfg: DataConfig, augment: str) -> AugmentSpec:
         raise ValueError(f"augment must be one of {list(AUGMENTS)}, got {augment!r}")
     return AugmentSpec(mode=augment, crop=cfg.train_crop, resolution=cfg.out_resolution,
                        mean=cfg.norm_mean, std=cfg.norm_std, min_scale=cfg.min_scale,
-                       crop_ratio=cfg.crop_ratio, jitter=cfg.jitter if augment == "train" else 0.0,
+                       crop_ratio=cfg.crop_ratio, jitter=cfg.train_jitter if augment == "train" else 0.0,
                        grayscale_prob=cfg.grayscale_prob if augment == "train" else 0.0, pad=cfg.pad,
                        native=NATIVE_RESOLUTION.get(cfg.source))

@@ -13,7 +13,7 @@ from .augment import make_spec
 from .plan import num_batches, num_padded, rank_batches
 from .sources import DataError, SampleIndex, build_index
 
-__all__ = ["build_loader", "Loader", "resolve_backend"]
+__all__ = ["build_loader", "Loader", "resolve_backend", "describe_pipeline"]
 
 log = logging.getLogger("lwsl_ds.data")
 BACKENDS = ("auto", "dali", "torchvision")
@@ -172,5 +172,13 @@ def build_loader(cfg: DataConfig, split: str, *, batch_size: int, augment: str, 
         impl = TorchvisionBackend(index, spec, views=views, seed=data_seed, skip_corrupt=cfg.skip_corrupt,
                                   num_workers=cfg.num_workers)
     return Loader(index, impl, batch_size=batch_size, views=views, rank=rank, world_size=world_size,
-                  seed=data_seed, drop_last=drop_last, shuffle=split == "train" if shuffle is None else shuffle,
+                  seed=data_seed, drop_last=drop_last,
+                  shuffle=split in ("train", "fit") if shuffle is None else shuffle,
                   device=dev)
+
+
+def describe_pipeline(cfg: DataConfig, loader: Loader, split: str) -> str:
+    """One start-up line: source, backend, images and classes of ``split``, the resolved recipe."""
+    where = f" at {cfg.root}" if cfg.root else ""
+    return (f"data: {cfg.source}{where}, backend {loader.backend_name}, {split} split {loader.num_samples} images in "
+            f"{loader.num_classes} classes; {cfg.describe()}")

@@ -26,6 +26,13 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 class DataError(RuntimeError):
     """The data on disk does not match what the config describes, or an image cannot be read."""
 
+    def one_line(self) -> str:
+        """The message on one line: a DataLoader worker re-raises it with the worker's traceback appended."""
+        text = str(self).strip()
+        if "Original Traceback" in text:  # "Caught DataError in DataLoader worker ...": keep the original line
+            text = text.splitlines()[-1].split("DataError: ", 1)[-1]
+        return text.splitlines()[0] if text else type(self).__name__
+
 
 @dataclass
 class SampleIndex:
@@ -67,15 +74,24 @@ def resolve_root(path: str, *, must_exist: bool = True) -> Path:
     return candidates[0]
 
 
+SPLITS = ("train", "val", "fit", "holdout")
+
+
 def build_index(cfg: DataConfig, split: str) -> SampleIndex:
-    """Index the ``split`` ("train" | "val") of the configured source; layout errors raise DataError."""
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-    limit = cfg.max_per_class if split == "train" else cfg.val_max_per_class
+    """Index ``split`` of the configured source; layout errors raise DataError.
+
+    "train" and "val" are the source's splits; "holdout" is the last ``data.holdout`` images of each class
+    of "train" (deterministic), "fit" the rest of "train" (what super-net training sees). ``max_per_class``
+    limits "train" and "fit" (first N), ``val_max_per_class`` the scored splits "val" and "holdout".
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    source_split = "val" if split == "val" else "train"
+    limit = cfg.max_per_class if split in ("train", "fit") else cfg.val_max_per_class
     if cfg.source == "cifar10":
-        index = _cifar10_index(resolve_root(cfg.root or DEFAULT_ROOT["cifar10"]), split)
+        index = _cifar10_index(resolve_root(cfg.root or DEFAULT_ROOT["cifar10"]), source_split)
     elif cfg.source == "filelist":
-        index = _filelist_index(cfg, split)
+        index = _filelist_index(cfg, source_split)
     else:
         if cfg.source == "demo":
             from .demo_dataset import ensure
@@ -83,10 +99,27 @@ def build_index(cfg: DataConfig, split: str) -> SampleIndex:
             root = ensure(resolve_root(cfg.root or DEFAULT_ROOT["demo"], must_exist=False))
         else:
             root = resolve_root(cfg.root)  # type: ignore[arg-type]
-        index = _folder_index(root, split)
+        index = _folder_index(root, source_split)
+    if split in ("fit", "holdout"):
+        index = _holdout(index, cfg, take=split == "holdout")
     if limit is not None:
         index = _first_per_class(index, limit)
     return index
+
+
+def _holdout(index: SampleIndex, cfg: DataConfig, *, take: bool) -> SampleIndex:
+    """The held-out samples (``take``) or the others: the last ``cfg.holdout_count(n)`` of each class."""
+    labels = index.labels
+    held = np.zeros(len(index), dtype=bool)
+    for y in np.unique(labels).tolist():
+        members = np.flatnonzero(labels == y)
+        k = cfg.holdout_count(len(members))
+        if k:
+            held[members[-k:]] = True
+    if take and not held.any():
+        raise DataError(f"data.holdout={cfg.holdout}: no image is held out (classes need at least 2 train "
+                        "images); set data.holdout: 0 to score the search on the val split")
+    return _subset(index, np.flatnonzero(held if take else ~held))
 
 
 def _first_per_class(index: SampleIndex, limit: int) -> SampleIndex:
@@ -97,7 +130,11 @@ def _first_per_class(index: SampleIndex, limit: int) -> SampleIndex:
         if seen.get(y, 0) < limit:
             seen[y] = seen.get(y, 0) + 1
             keep[i] = True
-    sel = np.flatnonzero(keep)
+    return _subset(index, np.flatnonzero(keep))
+
+
+def _subset(index: SampleIndex, sel: np.ndarray) -> SampleIndex:
+    """The samples ``sel`` (index order kept) as a self-contained index."""
     if index.blob is not None:
         # Repack the selected byte ranges so the index stays self-contained (cheap: KB-sized JPEGs).
         parts = [index.blob[index.offsets[i]:index.offsets[i + 1]] for i in sel]

@@ -3,7 +3,8 @@
 ``launchers/train_layer_parallel.py`` is the command line; ``launchers/train.py`` can dispatch to
 :func:`train_layer_parallel` when the experiment asks for ``parallel.mode: layer`` (docs/layer_parallel.md).
 
-Run directory ``<run_root>/<name>``: ``config.yaml``, ``ds_config.json``, ``parallel.yaml``,
+Run directory ``<run_root>/<name>/supernet`` (or the launcher's ``--run_dir``): ``config.yaml``,
+``ds_config.json``, ``parallel.yaml``,
 ``layer_groups.json`` (groups and measured seconds per layer), ``metrics_rank<r>.jsonl`` (each rank logs
 the losses of its own layers), ``checkpoints_layer_parallel/step<N>/rank<r>.pt`` (+ ``.done`` markers) and
 ``supernet.pt`` (assembled by rank 0 from every group's part at the end).
@@ -57,7 +58,7 @@ def _resolve_groups(t, net, strategy, groups: int, images: torch.Tensor, labels:
 
 
 def train_layer_parallel(cfg, ds: Mapping[str, Any], par: ParallelConfig, *, resume: bool = False,
-                         backend: str = "deepspeed") -> Path:
+                         backend: str = "deepspeed", run_dir: Path | None = None) -> Path:
     """Train the super-net of ``cfg`` layer-parallel on the already-launched ranks; returns the run directory."""
     import dataclasses
 
@@ -85,7 +86,10 @@ def train_layer_parallel(cfg, ds: Mapping[str, Any], par: ParallelConfig, *, res
     if t.strategy == "spos":
         raise ConfigError("train.strategy=spos with parallel.mode=layer: SPOS back-propagates end-to-end through "
                           "every group; use greedy or non_greedy (or parallel.mode=data)")
-    run_dir = Path(cfg.run_root) / cfg.name
+    if run_dir is None:  # the experiment's super-net folder (lwsl_ds/config/layout.py)
+        from ..config.layout import claim, phase_dir
+
+        run_dir = claim(phase_dir(cfg, "supernet"), "supernet")
     ckpt_dir = run_dir / CKPT_DIR
     tag = latest_complete_tag(ckpt_dir, world)
     if tag is not None and not resume:
@@ -100,7 +104,7 @@ def train_layer_parallel(cfg, ds: Mapping[str, Any], par: ParallelConfig, *, res
     loader = None
     info: list[Any] = [None]
     if group == 0:  # only the first group reads images
-        loader = build_loader(data_cfg, "train", batch_size=micro, augment="train", views=views, rank=data_rank,
+        loader = build_loader(data_cfg, "fit", batch_size=micro, augment="train", views=views, rank=data_rank,
                               world_size=D, local_rank=env.local_rank, seed=cfg.seed, drop_last=True)
         spe = len(loader)
         total = spe * t.epochs if t.max_steps is None else min(t.max_steps, spe * t.epochs)
@@ -135,6 +139,13 @@ def train_layer_parallel(cfg, ds: Mapping[str, Any], par: ParallelConfig, *, res
         log.info("layer-parallel: %d groups x %d data ranks, groups %s, %d steps\n%s", G, D, groups, total,
                  trainer.plan.describe())
     start = trainer.load(ckpt_dir) if (resume and tag is not None) else 0
+    if start:  # a longer schedule than the checkpoint's: re-plan or refuse (never the extra steps at lr 0)
+        from ..engines.extend import extend_schedules, schedulers_of
+
+        line = extend_schedules(schedulers_of(trainer.backend), old_total=None, total=total, step=start,
+                                mode=t.extend, key="train.extend")
+        if line and rank == 0:
+            log.warning("%s", line)
     every = t.checkpoint_every or spe
     metrics = open(run_dir / f"metrics_rank{rank}.jsonl", "a") if run_dir.exists() else None
 

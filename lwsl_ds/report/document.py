@@ -119,7 +119,7 @@ _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:4px 10px;text-align:right}
-th{background:#eee}caption{font-weight:bold;text-align:left;padding:4px 0}
+td:first-child,th:first-child{text-align:left}th{background:#eee}caption{font-weight:bold;text-align:left;padding:4px 0}
 figure{margin:1em 0}img{max-width:100%;border:1px solid #ddd}figcaption{color:#555;font-size:.9em}
 .missing{color:#a40;font-style:italic}nav ol{columns:2}
 """

@@ -171,6 +171,11 @@ def run(job: RetrainJob, preemption: Preemption | None = None) -> dict[str, Any]
                                 world_size=world, local_rank=env.local_rank, seed=seed, drop_last=True)
     val_loader = build_loader(exp.data, "val", batch_size=micro, augment="val", rank=rank, world_size=world,
                               local_rank=env.local_rank, seed=seed)
+    if rank == 0:
+        from ..data.loader import describe_pipeline
+
+        print(f"[retrain] {describe_pipeline(exp.data, train_loader, 'train')}; val split {val_loader.num_samples} "
+              "images", file=sys.stderr, flush=True)
     steps_per_epoch = len(train_loader) // gas
     if steps_per_epoch < 1:
         raise ConfigError(f"{len(train_loader)} micro-batches per epoch and rank are fewer than "
@@ -216,6 +221,12 @@ def run(job: RetrainJob, preemption: Preemption | None = None) -> dict[str, Any]
         step, epoch, last_saved = meta["step"], meta["loader"]["epoch"], meta["step"]
         if rank == 0:
             print(f"[retrain] resumed from {ckpt} at step {step}", file=sys.stderr, flush=True)
+        from ..engines.extend import extend_schedules
+
+        line = extend_schedules([engine.lr_scheduler], old_total=None, total=total_steps, step=step, mode=rc.extend,
+                                key="retrain.extend")
+        if line and rank == 0:
+            print(f"[retrain] {line}", file=sys.stderr, flush=True)
 
     def save(reason: str) -> None:
         nonlocal last_saved
@@ -247,6 +258,9 @@ def run(job: RetrainJob, preemption: Preemption | None = None) -> dict[str, Any]
               "stop_at": stop_at, "start_step": step}, job.run_dir)
     autocast = ds_cfg.get("torch_autocast", {}).get("enabled", False)
     t0, seen = time.monotonic(), 0
+    from ..common.progress import Progress
+
+    bar = Progress(stop_at, initial=step, desc="retrain", enabled=rank == 0)  # bar in a terminal, lines when piped
     engine.train()
     while step < stop_at:
         train_loader.set_epoch(epoch)
@@ -262,6 +276,7 @@ def run(job: RetrainJob, preemption: Preemption | None = None) -> dict[str, Any]
             if not boundary:
                 continue
             step += 1
+            bar.update(1, loss=loss.item())
             average_buffers(engine.module)
             if ema is not None:
                 ema.update(engine.module, step)
@@ -287,17 +302,23 @@ def run(job: RetrainJob, preemption: Preemption | None = None) -> dict[str, Any]
                 break
         if not stopped:
             epoch += 1
+    bar.close()
     if last_saved != step:
         save("final")
     final = eval_record()
     digest = params_digest(engine.module)
     print(f"[retrain] rank {rank} final step {step} params sha256 {digest}", file=sys.stderr, flush=True)
-    record = {"event": "final", "step": step, "params_sha256": digest, "ema": use_ema,
+    record = {"event": "final", "step": step, "params_sha256": digest, "ema": use_ema, "split": "val",
               **final}
     if rank == 0:
         if rc.export:
+            from ..data.preprocess import preprocess_doc, write_preprocess
+
             paths = export_subnet(job.run_dir / "export", eval_weights().cpu(), job.space, job.arch, num_classes=num_classes,
                                   top1=final["top1"], ema=record["ema"], step=step)
+            # The val preprocessing travels with the model: lwsl predict needs no training config.
+            paths["preprocess"] = write_preprocess(job.run_dir / "export", preprocess_doc(
+                exp.data, class_names=train_loader.class_names, in_channels=job.space.in_channels))
             record["export"] = {k: str(v) for k, v in paths.items()}
         _log(record, job.run_dir)
         (job.run_dir / "final.json").write_text(json.dumps(record, indent=1))

@@ -80,22 +80,21 @@ class MetricsHook(HookBase):
 
 
 class ProgressHook(HookBase):
-    """tqdm bar on rank 0 with the mean local loss."""
+    """Progress on rank 0 with the mean local loss: a bar with ETA in a terminal, periodic lines when piped."""
 
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled, self.bar = enabled, None
+    def __init__(self, enabled: bool = True, tty: bool | None = None) -> None:
+        self.enabled, self.tty, self.bar = enabled, tty, None
 
     def before_train(self, t: Trainer) -> None:  # noqa: D102
         if self.enabled:
-            from tqdm import tqdm
+            from ..common.progress import Progress
 
-            self.bar = tqdm(total=t.total_steps, initial=t.step, desc="train", dynamic_ncols=True)
+            self.bar = Progress(t.total_steps, initial=t.step, desc="train", tty=self.tty)
 
     def after_step(self, t: Trainer) -> None:  # noqa: D102
         if self.bar is not None:
             losses = [v for k, v in t.metrics.items() if k.startswith("loss/")]
-            self.bar.set_postfix(loss=f"{sum(losses) / max(len(losses), 1):.3f}", refresh=False)
-            self.bar.update(1)
+            self.bar.update(1, loss=sum(losses) / max(len(losses), 1))
 
     def after_train(self, t: Trainer) -> None:  # noqa: D102
         if self.bar is not None:

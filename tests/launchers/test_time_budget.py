@@ -36,7 +36,7 @@ def _lines(run: Path) -> list[dict]:
 
 
 def test_time_budget_stops_the_run_and_resume_keeps_train_seconds(tmp_path):
-    run = tmp_path / "tb"
+    run = tmp_path / "tb" / "supernet"
     _train(tmp_path, 0.001)  # 0.06 s of step time
     first = _lines(run)
     last = first[-1]

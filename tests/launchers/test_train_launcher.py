@@ -49,7 +49,7 @@ def _weights(path: Path) -> dict:
 @pytest.mark.slow
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
     _run(tmp_path, "full")
-    full = tmp_path / "runs" / "full"
+    full = tmp_path / "runs" / "full" / "supernet"
     assert (full / "checkpoints" / "latest").read_text().strip() == "step00000006"
     lines = [json.loads(x) for x in (full / "metrics.jsonl").read_text().splitlines()]
     assert lines[-1]["step"] == 6 and "loss/layer3" in lines[-1] and "images_per_s" in lines[-1]
@@ -58,7 +58,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
     # killed right after step 3 (before any checkpoint of it): resume from step 2
     r = _run(tmp_path, "killed", env={"LWSL_FAULT": "after_step@3"}, expect=None)
     assert r.returncode == -9
-    killed = tmp_path / "runs" / "killed"
+    killed = tmp_path / "runs" / "killed" / "supernet"
     assert (killed / "checkpoints" / "latest").read_text().strip() == "step00000002"
     # killed in the middle of writing the step-4 checkpoint: step 2 stays the loadable one
     r = _run(tmp_path, "killed", "--resume", env={"LWSL_FAULT": "in_checkpoint@4"}, expect=None)
@@ -77,7 +77,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
 
 
 def test_existing_run_without_resume_is_refused(tmp_path):
-    ck = tmp_path / "runs" / "x" / "checkpoints" / "step00000002"
+    ck = tmp_path / "runs" / "x" / "supernet" / "checkpoints" / "step00000002"
     ck.mkdir(parents=True)
     (ck / "manifest.json").write_text(json.dumps({"step": 2, "tag": "step00000002"}))
     r = _run(tmp_path, "x", expect=None)
@@ -160,7 +160,7 @@ def test_deepspeed_cli_two_ranks_gloo(tmp_path):
         env.pop(k, None)
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    ck = tmp_path / "runs" / "two" / "checkpoints" / "step00000002"
+    ck = tmp_path / "runs" / "two" / "supernet" / "checkpoints" / "step00000002"
     manifest = json.loads((ck / "manifest.json").read_text())
     assert manifest["world_size"] == 2 and len(manifest["groups"]) == 2
     assert (ck / "rng_rank1.pt").is_file()

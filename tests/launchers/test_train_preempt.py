@@ -46,7 +46,7 @@ def _weights(run: Path) -> dict:
 @pytest.mark.slow
 def test_sigusr1_checkpoints_exits_cleanly_and_resume_equals_uninterrupted_run(tmp_path):
     _run(tmp_path, "full")
-    full = tmp_path / "runs" / "full"
+    full = tmp_path / "runs" / "full" / "supernet"
 
     cmd, env = _cmd(tmp_path, "pre")
     p = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -64,7 +64,7 @@ def test_sigusr1_checkpoints_exits_cleanly_and_resume_equals_uninterrupted_run(t
             p.kill()
     text = "".join(lines)
     assert rc == 0, text[-3000:]
-    pre = tmp_path / "runs" / "pre"
+    pre = tmp_path / "runs" / "pre" / "supernet"
     manifest = json.loads((pre / "checkpoints" / (pre / "checkpoints" / "latest").read_text().strip()
                            / "manifest.json").read_text())
     assert 1 <= manifest["step"] < STEPS, text[-3000:]

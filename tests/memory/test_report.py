@@ -53,3 +53,34 @@ def test_memory_config_errors_name_the_key(bad: dict, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         from_dict(MemoryConfig, bad, "memory")
     assert from_dict(MemoryConfig, {"balance": "explicit", "micro_batches": {-1: 4}}).micro_batches == {-1: 4}
+
+
+def test_report_from_an_experiment_config_with_flag_overrides(tmp_path: Path) -> None:
+    """--config takes space, resolution, strategies, layer groups and levers from the experiment, batch / ZeRO
+    from its ds_config; flags override; the output defaults to the experiment's memory folder."""
+    import memory_report
+
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(f"name: mem\nrun_root: {tmp_path / 'runs'}\nspace: {{name: demo, resolution: 16}}\n"
+                   "train: {strategy: greedy, layer_groups: [[0, 1], [2, 3]], offload_inactive: [1]}\n"
+                   "memory: {strategies: [spos]}\n")
+    ds = tmp_path / "ds.json"
+    ds.write_text(json.dumps({"train_micro_batch_size_per_gpu": 4, "zero_optimization": {"stage": 1}}))
+    assert memory_report.main(["--config", str(cfg), "--ds_config", str(ds), "--balance", "off"]) == 0
+    out = tmp_path / "runs" / "mem" / "memory"
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["space"] == "demo" and doc["resolution"] == 16 and doc["groups"] == [[0, 1], [2, 3]]
+    assert doc["zero_stage"] == 1 and doc["offloaded_groups"] == [1] and set(doc["results"]["4"]) == {"spos", "greedy"}
+    assert doc["overhead_bytes"] in (None, 723 * 2**20)  # one device overhead everywhere (no GPU: the default)
+    # flags win over the experiment
+    assert memory_report.main(["--config", str(cfg), "--batch", "2", "--groups", "1", "--offload", "--balance", "off",
+                               "--out", str(tmp_path / "flags")]) == 0
+    doc = json.loads((tmp_path / "flags" / "report.json").read_text())
+    assert doc["groups"] == [[0, 1, 2, 3]] and set(doc["results"]) == {"2"} and doc["offloaded_groups"] == [0]
+
+
+def test_device_overhead_is_one_number_in_config_report_and_docs() -> None:
+    import memory_report
+
+    assert MemoryConfig().device_overhead_mib == memory_report.DEFAULT_OVERHEAD_MIB == 723.0
+    assert "**723 MiB**" in (REPO / "docs" / "memory.md").read_text()

@@ -36,7 +36,7 @@ def _train(tmp_path: Path, name: str, *extra: str) -> Path:
         env.pop(k, None)
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, f"rc {r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
-    return tmp_path / name
+    return tmp_path / name / "supernet"
 
 
 def test_launcher_auto_micro_batches_and_offload(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ def test_two_rank_run_writes_supernet_metrics_and_checkpoints(tmp_path: Path):
            "train.checkpoint_every=2", "train.log_every=1", "train.keep_checkpoints=1"]
     out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    run = tmp_path / "train_demo"
+    run = tmp_path / "train_demo" / "supernet"
     groups = json.loads((run / "layer_groups.json").read_text())
     assert len(groups["groups"]) == 2 and len(groups["layer_seconds"]) == 4
     assert sorted(i for g in groups["groups"] for i in g) == [0, 1, 2, 3]

@@ -24,7 +24,7 @@ def _train_layer_mode(tmp_path: Path, ds_config: Path, name: str, steps: int) ->
            "train.progress=false"]
     out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    return tmp_path / name
+    return tmp_path / name / "supernet"
 
 
 @pytest.mark.multirank

@@ -47,7 +47,8 @@ def trained_run(tmp_path_factory, shared_data):
         strategy.step(net, x, y, backend, step_rng(0, step))
         if step == 9:
             break
-    run = tmp_path_factory.mktemp("run")
+    run = tmp_path_factory.mktemp("exp") / "supernet"
+    run.mkdir()
     torch.save(net.state_dict(), run / "supernet.pt")
     (run / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
     return run
@@ -57,7 +58,7 @@ def test_launcher_reports_finite_tau_and_shift(trained_run, capsys):
     rc = rank_launcher.main(["--config", str(trained_run / "config.yaml"), "--checkpoint", str(trained_run),
                              "--no-progress"])
     assert rc == 0
-    out = trained_run / "rank"
+    out = trained_run.parent / "rank"  # next to the super-net folder
     doc = json.loads((out / "ranking.json").read_text())
     tau = doc["metrics"]["kendall_tau"]
     assert math.isfinite(tau["value"]) and -1 <= tau["value"] <= 1

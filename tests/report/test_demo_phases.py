@@ -40,4 +40,4 @@ def test_resume_skips_finished_phases(tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
     assert demo.main(["--run-dir", str(run), "--resume", "--no-screenshot"]) == 0
     out = capsys.readouterr().out
-    assert out.count("already done (--resume)") == len(demo._phases(run)) and (run / "report.html").is_file()
+    assert out.count("already done (--resume)") == len(demo._phases(run)) and (run / "report" / "report.html").is_file()

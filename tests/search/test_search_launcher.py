@@ -21,7 +21,8 @@ LAUNCHER = REPO / "launchers" / "search.py"
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    run = tmp_path_factory.mktemp("run")
+    run = tmp_path_factory.mktemp("exp") / "supernet"  # the experiment's super-net folder
+    run.mkdir()
     data = tmp_path_factory.mktemp("demo_data")
     from lwsl_ds.data.demo_dataset import generate
 
@@ -48,7 +49,7 @@ def _launch(run: Path, *extra: str) -> subprocess.CompletedProcess:
 def test_launcher_writes_best_arch_log_and_plot_then_resumes(run_dir):
     p = _launch(run_dir)
     assert p.returncode == 0, p.stderr[-3000:]
-    out = run_dir / "search"
+    out = run_dir.parent / "search"  # next to the super-net folder, not inside it
     space, arch, doc = load_arch(out / "best_arch.yaml")
     assert space.name == "demo" and doc["flops"] <= 4_000_000
     records = [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
@@ -65,23 +66,23 @@ def test_launcher_writes_best_arch_log_and_plot_then_resumes(run_dir):
 
 
 def test_launcher_reports_infeasible_limit_with_feasible_range(run_dir):
-    p = _launch(run_dir, "--set", "search.max_flops=1000", "--out", str(run_dir / "infeasible"))
+    p = _launch(run_dir, "--set", "search.max_flops=1000", "--out", str(run_dir.parent / "infeasible"))
     assert p.returncode == 2
     assert "max_flops 1,000 is below the smallest" in p.stderr and "Feasible: space 'demo'" in p.stderr
-    assert not (run_dir / "infeasible" / "candidates.jsonl").exists()
+    assert not (run_dir.parent / "infeasible" / "candidates.jsonl").exists()
 
 
 @pytest.mark.multirank
 def test_launcher_two_ranks_equal_one_rank(run_dir):
     """torchrun with 2 ranks: same candidates, scores and best arch as the 1-rank run (real evaluator)."""
-    one = run_dir / "search" / "candidates.jsonl"
+    one = run_dir.parent / "search" / "candidates.jsonl"
     if not one.exists():
         assert _launch(run_dir).returncode == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         str(LAUNCHER), "--config", str(run_dir / "config.yaml"), "--checkpoint", str(run_dir),
-                        "--no-progress", "--out", str(run_dir / "two")],
+                        "--no-progress", "--out", str(run_dir.parent / "two")],
                        capture_output=True, text=True, timeout=400, env=env, cwd=REPO)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "2 rank(s)" in p.stderr
-    assert (run_dir / "two" / "candidates.jsonl").read_text() == one.read_text()
+    assert (run_dir.parent / "two" / "candidates.jsonl").read_text() == one.read_text()

@@ -35,7 +35,7 @@ def _submit(cluster, tmp: Path, name: str, style: str) -> tuple[str, Path, Path]
         "space.resolution=16", "data.max_per_class=16", "data.num_workers=0", f"train.max_steps={STEPS}",
         "train.epochs=2", "train.checkpoint_every=100", "train.log_every=1",
         env={"LWSL_LAUNCH_STYLE": style, "LWSL_PYTHON": PY, "OMP_NUM_THREADS": "1"}, cwd=REPO)
-    return job, tmp / name, out
+    return job, tmp / name / "supernet", out
 
 
 def _check_run(info: dict, run: Path, out: Path) -> dict:

@@ -31,9 +31,12 @@ class MemoryConfig:
                                                      "checkpointing")
     offload_groups: bool = spec(False, help="keep the model states of layer groups that are not training in "
                                             "host memory (needs one update per group when it finishes)")
+    # The CUDA context alone measured at 723 MiB in nvidia-smi right after the first CUDA call
+    # (discuss.pytorch.org/t/what-is-the-reason-for-pytorchs-gpu-memory-floor/73021); not measured here (no
+    # GPU). Allocator cache and cuDNN/cuBLAS workspaces come on top and are not included.
     device_overhead_mib: float = spec(
-        1024.0, ge=0, help="device-level view without a GPU: fixed bytes added to every strategy (CUDA "
-                           "context, allocator cache, library workspaces); see docs/memory.md for the source")
+        723.0, ge=0, help="device-level view without a GPU: fixed MiB added to every strategy (the CUDA context; "
+                          "allocator cache and library workspaces not included); see docs/memory.md")
     reduce_bucket_size: int = spec(20_000_000, ge=1, help="ZeRO 1/2 reduce bucket elements per engine used "
                                                           "in the model-state accounting")
 

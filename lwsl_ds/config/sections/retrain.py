@@ -47,6 +47,9 @@ class RetrainConfig:
     eval_batches: Optional[int] = spec(None, ge=1, help="evaluate on at most this many batches per rank")
     checkpoint_every_steps: int = spec(1000, ge=1, help="write a checkpoint every N optimizer steps (and at the end)")
     keep_checkpoints: int = spec(2, ge=1, help="complete checkpoints kept in <run dir>/checkpoints")
+    extend: Literal["refuse", "replan"] = spec(
+        "refuse", help="--resume with more epochs than the checkpoint's run planned: refuse, or replan the "
+                       "cosine over the new length from the current step (logged)")
     log_every_steps: int = spec(50, ge=1, help="training log interval in steps")
     dist_timeout_s: float = spec(600.0, gt=0, help="a collective that waits longer fails the job "
                                                    "(dead-rank bound); above the slowest checkpoint write")

@@ -38,8 +38,9 @@ class SearchConfig:
                                                             "bank; null = the recalibration batches")
     objective: Literal["auto", "ce", "infonce"] = spec("auto", help="how the super-net was trained; auto = "
                                                                     "from the checkpoint / train config")
-    cache_dir: Optional[str] = spec(None, help="cost-table cache folder; default <run dir>/cache")
-    out_dir: Optional[str] = spec(None, help="output folder; default <run dir>/search")
+    cache_dir: Optional[str] = spec(None, help="cost-table cache folder; default <search output>/cache")
+    out_dir: Optional[str] = spec(None, help="output folder; default search/ next to the super-net folder "
+                                                     "(<run_root>/<name>/search)")
 
     def validate(self) -> None:
         """Cross-field checks: limits ordered, parents within the population, children fit a generation."""

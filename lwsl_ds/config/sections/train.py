@@ -40,11 +40,18 @@ class TrainConfig:
     layer_input_init: Literal["zero", "input"] = spec(
         "zero", help="x_(i+1) = mean_j f_ij(x_i) (zero: Alg. 1 line 6) or x_i + mean_j f_ij(x_i) (input: Alg. 2 "
                      "line 6 read literally; only where layer i keeps its shape)")
+    extend: Literal["refuse", "replan"] = spec(
+        "refuse", help="--resume with a longer schedule (max_steps / epochs raised): refuse (the old cosine would "
+                       "train the extra steps at its final lr) or replan the cosine over the new length from the "
+                       "current step (logged); see lwsl_ds/engines/extend.py")
     log_every: int = spec(10, ge=1, help="steps between metric lines (JSON lines + monitor)")
     checkpoint_every: int = spec(0, ge=0, help="steps between checkpoints (0: at the end of every epoch only)")
     keep_checkpoints: int = spec(2, ge=1, help="checkpoints kept in the run directory (oldest deleted)")
     threads: Optional[int] = spec(None, ge=1, help="CPU threads per rank (default: cores / local ranks)")
-    progress: bool = spec(True, help="progress bar on rank 0")
+    progress: bool = spec(True, help="progress on rank 0: a bar with ETA in a terminal, periodic lines when piped")
+    heldout_archs: int = spec(3, ge=0, help="at the end, score this many sampled sub-nets on the held-out split "
+                                            "as the search does (BN recalibration, at most 10 batches) and log "
+                                            "them (heldout.json); 0: skip")
     parallel: ParallelConfig = spec(ParallelConfig(), help="data parallel (default) or layer-parallel training")
     micro_batches: Union[Literal["off", "auto"], dict[int, int]] = spec(
         "off", help="balanced memory (greedy/non_greedy, ce): run layer i's losses as micro-batches; auto: counts "
