@@ -54,7 +54,7 @@ def launch_command(ds_path: Path, data: Path, run_root: Path, name: str, strateg
     """``deepspeed --num_gpus 1 launchers/train.py ...`` for one run (overrides as on the command line)."""
     return [*launcher(), "--num_gpus", "1", "--master_port", str(free_port()), "launchers/train.py",
             "--ds_config", str(ds_path), "--config", "configs/train_demo.yaml", "--backend", backend,
-            f"name={name}", f"run_root={run_root}", f"train.strategy={strategy}", f"train.max_steps={steps}",
+            "--run_dir", str(run_root / name), f"name={name}", f"run_root={run_root}", f"train.strategy={strategy}", f"train.max_steps={steps}",
             "train.epochs=1000", "train.log_every=1", "train.checkpoint_every=1000000", "train.progress=false",
             "train.layer_groups=per_layer", "data.source=folder", f"data.root={data}",
             f"data.resolution={resolution}", "data.backend=torchvision", "data.num_workers=2",
