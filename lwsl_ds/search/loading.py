@@ -105,7 +105,11 @@ def load_supernet_from_run(run_dir: str | Path, *, config: Optional[Any] = None,
         weights = path
         own = _folder_config(path.parent)
     net = build_supernet(_pick_config(own, config, weights))
-    state = torch.load(weights, map_location=map_location, weights_only=True)
+    from ..common.safe_io import load_tensor_file
+
+    state = load_tensor_file(weights, map_location=map_location)  # weights-only: a planted pickle cannot run
+    if not isinstance(state, dict):
+        raise ConfigError(f"{weights}: not a state dict (a {type(state).__name__})")
     own_state = net.state_dict()
     missing = [k for k in own_state if k not in state]
     unexpected = [k for k in state if k not in own_state]

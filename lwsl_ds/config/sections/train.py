@@ -45,6 +45,8 @@ class TrainConfig:
     keep_checkpoints: int = spec(2, ge=1, help="checkpoints kept in the run directory (oldest deleted)")
     threads: Optional[int] = spec(None, ge=1, help="CPU threads per rank (default: cores / local ranks)")
     progress: bool = spec(True, help="progress bar on rank 0")
+    dist_timeout_s: float = spec(600.0, gt=0, help="a collective that waits longer than this (a peer rank hung or "
+                                 "stopped) ends the job naming that rank; every process group, DeepSpeed's too")
     parallel: ParallelConfig = spec(ParallelConfig(), help="data parallel (default) or layer-parallel training")
     micro_batches: Union[Literal["off", "auto"], dict[int, int]] = spec(
         "off", help="balanced memory (greedy/non_greedy, ce): run layer i's losses as micro-batches; auto: counts "
