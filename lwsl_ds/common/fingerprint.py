@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from ..config.schema import ConfigError, to_dict
 
-__all__ = ["MAY_CHANGE", "train_fingerprint", "retrain_fingerprint", "check_resume", "flatten"]
+__all__ = ["MAY_CHANGE", "train_fingerprint", "saved_train_fingerprint", "retrain_fingerprint", "check_resume", "flatten"]
 
 # Keys (flattened) that may differ between a run and its resume.
 MAY_CHANGE = frozenset("""
@@ -62,6 +62,23 @@ def train_fingerprint(cfg: Any, ds: Mapping[str, Any], world_size: int, backend:
     d = to_dict(cfg)
     flat = flatten({"seed": d["seed"], "space": d["space"], "data": d["data"], "train": d["train"]})
     return {**_keep(flat), **_ds_part(ds, world_size), "world_size": world_size, "backend": backend}
+
+
+def saved_train_fingerprint(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The fingerprint a training checkpoint recorded; rebuilt from its config and ds_config when it is older
+    than fingerprints (None when it holds neither)."""
+    if isinstance(manifest.get("fingerprint"), Mapping):
+        return dict(manifest["fingerprint"])
+    if not isinstance(manifest.get("config"), Mapping) or not isinstance(manifest.get("ds_config"), Mapping):
+        return None
+    from ..config.loader import parse_experiment
+
+    try:
+        cfg = parse_experiment(dict(manifest["config"]))
+    except ConfigError:
+        return None
+    return train_fingerprint(cfg, manifest["ds_config"], int(manifest.get("world_size", 1)),
+                             str(manifest.get("backend", "deepspeed")))
 
 
 def retrain_fingerprint(exp: Any, ds: Mapping[str, Any], world_size: int, arch: str, space: str) -> dict[str, Any]:
