@@ -101,9 +101,20 @@ def main(argv: list[str] | None = None) -> int:
         local = int(os.environ.get("LOCAL_WORLD_SIZE", env.world_size))
         torch.set_num_threads(cfg.train.threads or max(1, (os.cpu_count() or 1) // max(local, 1)))
 
+    # ---- the run directory: a new run, or a resume of the same experiment from verified files
     from lwsl_ds.common.checkpoint import find_latest, load_rng, write_atomic
     from lwsl_ds.common.fingerprint import check_resume, saved_train_fingerprint, train_fingerprint
     from lwsl_ds.config import ConfigError
+
+    run_dir = Path(cfg.run_root) / cfg.name
+    latest = find_latest(run_dir, verify=args.resume)  # resume: every file checked against its sha256.json
+    if latest is not None and not args.resume:
+        raise ConfigError(f"{run_dir} already holds checkpoints (latest {latest[0].name}); pass --resume to "
+                          "continue it, or choose another name= / run_root=")
+    if latest is not None:  # the same experiment, or refused before anything is built or written
+        check_resume(saved_train_fingerprint(latest[1]), train_fingerprint(cfg, ds, env.world_size, args.backend),
+                     str(latest[0] / "manifest.json"), f"start a new run with another name= (not {cfg.name!r})")
+
     from lwsl_ds.common.digest import gather_digests, write_digests
     from lwsl_ds.common.dist import barrier, device, init_distributed, is_main, shutdown
     from lwsl_ds.common.logging import setup_logging
@@ -117,14 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     from lwsl_ds.strategies.hooks import PreemptionHook
     from lwsl_ds.strategies.loop import Trainer
 
-    run_dir = Path(cfg.run_root) / cfg.name
-    latest = find_latest(run_dir, verify=args.resume)  # resume: every file checked against its sha256.json
-    if latest is not None and not args.resume:
-        raise ConfigError(f"{run_dir} already holds checkpoints (latest {latest[0].name}); pass --resume to "
-                          "continue it, or choose another name= / run_root=")
-    if latest is not None:  # the same experiment, or refused before anything is built or written
-        check_resume(saved_train_fingerprint(latest[1]), train_fingerprint(cfg, ds, env.world_size, args.backend),
-                     str(latest[0] / "manifest.json"), f"start a new run with another name= (not {cfg.name!r})")
     env = init_distributed(cfg.train.dist_timeout_s)
     log = setup_logging(env.rank, run_dir / "train.log")
     if args.resume and latest is None:
