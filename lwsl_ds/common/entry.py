@@ -26,7 +26,11 @@ _MAX = 600  # characters of one error line: a message never prints a huge value
 
 
 def _one_line(text: str) -> str:
-    text = " ".join(str(text).split())
+    text = str(text)
+    if "Original Traceback" in text:  # re-raised from a DataLoader worker: keep the worker's own error line
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        text = last.split(": ", 1)[1] if last.split(": ", 1)[0].endswith("Error") else last
+    text = " ".join(text.split())
     return text if len(text) <= _MAX else text[:_MAX] + " ..."
 
 
@@ -41,7 +45,7 @@ def _is_collective_failure(e: BaseException) -> bool:
 def describe_error(e: BaseException) -> tuple[str, int] | None:
     """(one-line message, exit code) for an error the user can fix, None for a bug (keeps its traceback)."""
     from ..config.schema import ConfigError
-    from .errors import CheckpointError
+    from .errors import CheckpointError, DiskFullError
 
     kind = type(e).__name__
     if kind == "NonFiniteLossError":
@@ -50,6 +54,8 @@ def describe_error(e: BaseException) -> tuple[str, int] | None:
         return _one_line(str(e)), 2
     if isinstance(e, UnicodeDecodeError):
         return _one_line(f"a file is not UTF-8 text ({e})"), 2
+    if isinstance(e, DiskFullError):
+        return _one_line(f"{e.strerror}; free space there, then run the same command with --resume"), 2
     if isinstance(e, OSError):
         import errno
 
@@ -59,8 +65,7 @@ def describe_error(e: BaseException) -> tuple[str, int] | None:
                 errno.EACCES: "permission denied", errno.ENOTDIR: "a path component is a file, not a folder",
                 errno.EEXIST: "exists already", errno.EISDIR: "is a folder, not a file",
                 errno.ENOENT: "no such file or folder"}.get(e.errno)
-        msg = str(e) if e.errno == errno.ENOSPC and path and str(path) in str(e) else \
-            f"{path}: {what or e.strerror or e}" if path else f"{what or e}"
+        msg = f"{path}: {what or e.strerror or e}" if path else f"{what or e}"
         return _one_line(msg), 2
     if _is_collective_failure(e):
         from .dist import describe_peer_failure

@@ -81,13 +81,16 @@ def load_supernet_from_run(run_dir: str | Path, *, config: Optional[Any] = None,
     if path.is_dir():
         from ..common.checkpoint import find_latest
 
-        latest = find_latest(path)
+        latest = find_latest(path, verify=False)
         final = path / STATE_DICT_FILE
         if latest is not None and final.is_file() and \
                 final.stat().st_mtime >= (latest[0] / STATE_DICT_FILE).stat().st_mtime:
             latest = None  # the run's final weights, written after its newest checkpoint
         if latest is not None:
             ck_dir, manifest = latest
+            from ..common.safe_io import verify_digests
+
+            verify_digests(ck_dir)  # the checkpoint's files match its sha256.json before any is read
             weights = ck_dir / STATE_DICT_FILE
             if "config" in manifest:
                 from ..config.loader import parse_experiment

@@ -150,3 +150,16 @@ def test_retrain_resume_never_runs_a_planted_pickle(retrained, tmp_path, kind):
     cmd[cmd.index("--run_dir") + 1] = str(run_dir)
     r = run(cmd)
     _refused(r, target, marker)
+
+
+@pytest.mark.slow
+def test_retrain_resume_refuses_another_recipe(retrained, tmp_path):
+    """The retraining fingerprint: a changed recipe value is named with both values, nothing is loaded."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(retrained["base"] / "run", run_dir)
+    cmd = retrained["cmd"](4, "--resume", "auto")
+    cmd[cmd.index("--run_dir") + 1] = str(run_dir)
+    cmd[cmd.index("--resume"):cmd.index("--resume")] = ["--set", "retrain.label_smoothing=0.2"]
+    r = run(cmd)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert "retrain.label_smoothing: 0.1 in the checkpoint, 0.2 now" in r.stderr, r.stderr[-3000:]

@@ -151,3 +151,15 @@ def test_fingerprint_difference_lists_keys_both_values_and_the_way_out():
                                           r".*another name="):
         check_resume(saved, now, "m.json", "start a new run with another name=")
     check_resume(flatten({"train": {"log_every": 1}}), flatten({"train": {"log_every": 9}}), "m.json", "")
+
+
+def test_debug_flag_and_env_show_the_traceback_still_exit_2(tmp_path):
+    from .helpers import LAUNCH, PY, run
+
+    cmd = [PY, str(LAUNCH / "train.py"), "--ds_config", str(REPO / "ds_configs/train_cpu.json"), "--config",
+           str(REPO / "configs/train_demo.yaml"), f"run_root={tmp_path}", "name=../x"]
+    plain, debug, env_debug = run(cmd), run(cmd + ["--debug"]), run(cmd, LWSL_DEBUG="1")
+    for r in (plain, debug, env_debug):
+        assert r.returncode == 2 and r.stderr.rstrip().splitlines()[-1].startswith("error: "), r.stderr
+    assert "Traceback" not in plain.stderr
+    assert "Traceback" in debug.stderr and "Traceback" in env_debug.stderr
