@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     # ---- the run directory: a new run, or a resume of the same experiment from verified files
     from lwsl_ds.common.checkpoint import find_latest, load_rng, write_atomic
     from lwsl_ds.common.fingerprint import check_resume, saved_train_fingerprint, train_fingerprint
+    from lwsl_ds.common.safe_io import remove_stale
     from lwsl_ds.config import ConfigError
 
     run_dir = Path(cfg.run_root) / cfg.name
@@ -114,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     if latest is not None:  # the same experiment, or refused before anything is built or written
         check_resume(saved_train_fingerprint(latest[1]), train_fingerprint(cfg, ds, env.world_size, args.backend),
                      str(latest[0] / "manifest.json"), f"start a new run with another name= (not {cfg.name!r})")
+    if env.rank == 0:  # leftovers of writers killed mid-write (supernet.pt.tmp, a half checkpoint, ...)
+        remove_stale(run_dir, ["*.tmp"])
+        remove_stale(run_dir / "checkpoints", ["*.tmp"])
 
     from lwsl_ds.common.digest import gather_digests, write_digests
     from lwsl_ds.common.dist import barrier, device, init_distributed, is_main, shutdown

@@ -53,13 +53,18 @@ def test_train_resume_never_runs_a_planted_pickle(trained, tmp_path, kind):
 
 @pytest.mark.slow
 def test_train_resume_does_not_read_the_checkpoint_supernet(trained, tmp_path):
-    """Training resumes from the engines' files; the checkpoint's supernet.pt (for search/rank) is never loaded."""
+    """Training resumes from the engines' files; the checkpoint's supernet.pt (for search/rank) is never loaded.
+    Stale temporary files of killed writers are gone after the start."""
     root = _copy(trained, tmp_path)
     target = root / "tiny" / "checkpoints" / trained["ckpt"].name / "supernet.pt"
     marker = tmp_path / "PWNED"
     plant(target, marker)
+    stale = [root / "tiny" / "config.yaml.tmp", root / "tiny" / "checkpoints" / "step00000003.tmp"]
+    stale[0].write_bytes(b"half")
+    stale[1].mkdir()  # what writers killed mid-write leave behind
     r = run(train_cmd(trained["ds"], root, "tiny", "train.max_steps=3", "--resume"))
     assert r.returncode == 0 and not marker.exists(), r.stderr[-3000:]
+    assert not any(p.exists() for p in stale)
 
 
 @pytest.mark.slow
