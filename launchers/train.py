@@ -95,12 +95,6 @@ def main(argv: list[str] | None = None) -> int:
         return _train_layer_parallel(cfg, ds, args, env, preemption)
     validate_ds_config(ds, env.world_size, where=args.ds_config)
 
-    import torch
-
-    if not torch.cuda.is_available():  # CPU: split the cores between the ranks of this node
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", env.world_size))
-        torch.set_num_threads(cfg.train.threads or max(1, (os.cpu_count() or 1) // max(local, 1)))
-
     # ---- the run directory: a new run, or a resume of the same experiment from verified files
     from lwsl_ds.common.checkpoint import find_latest, load_rng, write_atomic
     from lwsl_ds.common.fingerprint import check_resume, saved_train_fingerprint, train_fingerprint
@@ -118,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     if env.rank == 0:  # leftovers of writers killed mid-write (supernet.pt.tmp, a half checkpoint, ...)
         remove_stale(run_dir, ["*.tmp"])
         remove_stale(run_dir / "checkpoints", ["*.tmp"])
+
+    import torch
+
+    if not torch.cuda.is_available():  # CPU: split the cores between the ranks of this node
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", env.world_size))
+        torch.set_num_threads(cfg.train.threads or max(1, (os.cpu_count() or 1) // max(local, 1)))
 
     from lwsl_ds.common.digest import gather_digests, write_digests
     from lwsl_ds.common.dist import barrier, device, init_distributed, is_main, shutdown

@@ -27,12 +27,13 @@ import re
 import shutil
 import signal
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .errors import CheckpointError
 from .safe_io import check_space, load_tensor_file, remove_stale, save_tensor_file, verify_digests, write_digests
+
+if TYPE_CHECKING:  # torch is imported by the functions that need it: finding a checkpoint needs none
+    import torch
 
 __all__ = ["save_checkpoint", "find_latest", "read_manifest", "load_rng", "write_atomic", "fault_point"]
 
