@@ -107,13 +107,30 @@ def main(argv: list[str] | None = None) -> int:
         return _train_layer_parallel(cfg, ds, args, env, preemption)
     validate_ds_config(ds, env.world_size, where=args.ds_config)
 
+    # ---- the run directory: a new run, or a resume of the same experiment from verified files
+    from lwsl_ds.common.checkpoint import find_latest, load_rng, write_atomic
+    from lwsl_ds.common.fingerprint import check_resume, saved_train_fingerprint, train_fingerprint
+    from lwsl_ds.common.safe_io import remove_stale
+    from lwsl_ds.config import ConfigError
+
+    run_dir = supernet_dir(cfg, args)
+    latest = find_latest(run_dir, verify=args.resume)  # resume: every file checked against its sha256.json
+    if latest is not None and not args.resume:
+        raise ConfigError(f"{run_dir} already holds checkpoints (latest {latest[0].name}); pass --resume to "
+                          "continue it, or choose another name= / run_root= / --run_dir")
+    if latest is not None:  # the same experiment, or refused before anything is built or written
+        check_resume(saved_train_fingerprint(latest[1]), train_fingerprint(cfg, ds, env.world_size, args.backend),
+                     str(latest[0] / "manifest.json"), f"start a new run with another name= (not {cfg.name!r})")
+    if env.rank == 0:  # leftovers of writers killed mid-write (supernet.pt.tmp, a half checkpoint, ...)
+        remove_stale(run_dir, ["*.tmp"])
+        remove_stale(run_dir / "checkpoints", ["*.tmp"])
+
     import torch
 
     if not torch.cuda.is_available():  # CPU: split the cores between the ranks of this node
         local = int(os.environ.get("LOCAL_WORLD_SIZE", env.world_size))
         torch.set_num_threads(cfg.train.threads or max(1, (os.cpu_count() or 1) // max(local, 1)))
 
-    from lwsl_ds.common.checkpoint import find_latest, load_rng, write_atomic
     from lwsl_ds.common.digest import gather_digests, write_digests
     from lwsl_ds.common.dist import barrier, device, init_distributed, is_main, shutdown
     from lwsl_ds.common.logging import setup_logging
@@ -127,13 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     from lwsl_ds.strategies.hooks import PreemptionHook
     from lwsl_ds.strategies.loop import Trainer
 
-    run_dir = supernet_dir(cfg, args)
-    env = init_distributed()
+    env = init_distributed(cfg.train.dist_timeout_s)
     log = setup_logging(env.rank, run_dir / "train.log")
-    latest = find_latest(run_dir)
-    if latest is not None and not args.resume:
-        raise SystemExit(f"{run_dir} already holds checkpoints (latest {latest[0].name}); pass --resume to "
-                         "continue it, or choose another name= / run_root= / --run_dir")
     if args.resume and latest is None:
         log.warning("--resume: no checkpoint in %s, starting from scratch", run_dir)
 
@@ -190,11 +202,14 @@ def main(argv: list[str] | None = None) -> int:
         write_atomic(run_dir / "ds_config.json", json.dumps(ds, indent=1))
     barrier()
 
+    fingerprint = train_fingerprint(cfg, ds, env.world_size, args.backend)
+
     def manifest(tr: Trainer) -> dict:
         return {"step": tr.step, "epoch": tr.step // tr.steps_per_epoch, "total_steps": tr.total_steps,
                 "data": loader.state_dict(), "world_size": env.world_size, "backend": args.backend,
                 "strategy": t.strategy, "groups": backend.groups,
-                "train_seconds": tr.train_seconds, "config": to_dict(cfg), "ds_config": ds}
+                "train_seconds": tr.train_seconds, "config": to_dict(cfg), "ds_config": ds,
+                "fingerprint": fingerprint}
 
     # Stop requests first, so the metrics and checkpoint hooks of the same step see them.
     hooks = [TimeBudgetHook(t.max_minutes * 60)] if t.max_minutes is not None else []
@@ -256,18 +271,6 @@ def _exit_preempted(preemption, run_dir: Path, step: int, total: int, log) -> No
 
 
 if __name__ == "__main__":
-    from lwsl_ds.config import ConfigError
-    from lwsl_ds.data import DataError
-    from lwsl_ds.strategies.loop import NonFiniteLossError
+    from lwsl_ds.common.entry import run_main
 
-    try:
-        sys.exit(main())
-    except ConfigError as e:  # bad input: one clear line, no traceback
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except DataError as e:  # missing root, empty class folder, unreadable file: the line names the path
-        print(f"error: {e.one_line()}", file=sys.stderr)
-        sys.exit(2)
-    except NonFiniteLossError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(3)
+    run_main(main)  # project errors: one line, exit 2; --debug / LWSL_DEBUG=1 shows the traceback

@@ -93,24 +93,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from lwsl_ds.config import ConfigError
+    from lwsl_ds.common.entry import run_main
 
-    try:
-        sys.exit(main())
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except RuntimeError as e:
-        from lwsl_ds.data import DataError
-
-        if not isinstance(e, DataError):
-            raise
-        print(f"error: {e.one_line()}", file=sys.stderr)
-        sys.stderr.flush()
-        os._exit(2)
-    except Exception:  # a peer died or a loss went non-finite: exit now, never hang in clean-up
-        import traceback
-
-        traceback.print_exc()
-        sys.stderr.flush()
-        os._exit(1)
+    run_main(main)  # project errors: one line, exit 2; --debug / LWSL_DEBUG=1 shows the traceback

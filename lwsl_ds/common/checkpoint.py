@@ -4,7 +4,8 @@ Layout::
 
     <run>/checkpoints/latest                 text: the tag of the newest complete checkpoint
     <run>/checkpoints/step00000040/          one complete checkpoint (published by a rename)
-        manifest.json                        config, step, epoch, data position, world size, tag
+        manifest.json                        config, step, epoch, data position, world size, tag, fingerprint
+        sha256.json                          SHA-256 of every other file, written last (safe_io.write_digests)
         rng_rank<r>.pt                       RNG states of rank r (tensors only: weights_only loading)
         supernet.pt                          state_dict of the whole super-net (rank 0's buffers)
         engine<g>/<tag>/...                  DeepSpeed checkpoint of layer group g (or reference.pt)
@@ -13,30 +14,47 @@ Atomicity: everything is written into ``<tag>.tmp/``; after a barrier rank 0 ren
 then replaces ``latest`` (write-to-temp + ``os.replace``). A process killed at any moment leaves either
 the old ``latest`` pointing at a complete directory, or the new one. Stale ``*.tmp`` folders are removed
 at the next save or resume. Needs a file system shared by all ranks (one node, or NFS/Lustre).
+Loading: :func:`find_latest` returns only a checkpoint whose files match its ``sha256.json``
+(one-line CheckpointError naming the file otherwise), and every tensor file is read weights-only.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+from .errors import CheckpointError
+from .safe_io import check_space, load_tensor_file, remove_stale, save_tensor_file, verify_digests, write_digests
 
-__all__ = ["save_checkpoint", "find_latest", "load_rng", "write_atomic", "fault_point"]
+if TYPE_CHECKING:  # torch is imported by the functions that need it: finding a checkpoint needs none
+    import torch
+
+__all__ = ["save_checkpoint", "find_latest", "read_manifest", "load_rng", "write_atomic", "fault_point"]
+
+
+_TAG = re.compile(r"step\d{8,}")
 
 
 def write_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file, fsync and rename."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        if os.environ.get("LWSL_FAULT") == "enospc":
+            raise OSError(errno.ENOSPC, "simulated by LWSL_FAULT=enospc", str(tmp))
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        check_space(path, e)
+        raise
     os.replace(tmp, path)
 
 
@@ -64,19 +82,19 @@ def save_checkpoint(run_dir: str | Path, backend: Any, net: torch.nn.Module, man
     tmp, final = root / f"{tag}.tmp", root / tag
     if rank == 0:
         root.mkdir(parents=True, exist_ok=True)
-        for stale in root.glob("*.tmp"):
-            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+        remove_stale(root, ["*.tmp"])
         if final.exists():  # re-saving the same step (e.g. end of epoch == max_steps): replace it
             shutil.rmtree(final)
         tmp.mkdir(parents=True)
     barrier()
     backend.save(tmp, tag)
-    torch.save(rng_state, tmp / f"rng_rank{rank}.pt")
+    save_tensor_file(rng_state, tmp / f"rng_rank{rank}.pt")
     barrier()
     fault_point("in_checkpoint", int(manifest["step"]))
     if rank == 0:
-        torch.save(net.state_dict(), tmp / "supernet.pt")
+        save_tensor_file(net.state_dict(), tmp / "supernet.pt")
         write_atomic(tmp / "manifest.json", json.dumps({**manifest, "tag": tag}, indent=1, sort_keys=True))
+        write_digests(tmp)  # last: the folder is complete
         os.replace(tmp, final)
         write_atomic(root / "latest", tag + "\n")
         done = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.endswith(".tmp")
@@ -87,24 +105,39 @@ def save_checkpoint(run_dir: str | Path, backend: Any, net: torch.nn.Module, man
     return final
 
 
-def find_latest(run_dir: str | Path) -> tuple[Path, dict[str, Any]] | None:
-    """(directory, manifest) of the newest complete checkpoint, or None when there is none."""
+def find_latest(run_dir: str | Path, verify: bool = True) -> tuple[Path, dict[str, Any]] | None:
+    """(directory, manifest) of the newest complete checkpoint, or None; its files are checked against
+    ``sha256.json`` first (``verify``), a mismatch raises CheckpointError naming the file."""
     root = Path(run_dir) / "checkpoints"
     latest = root / "latest"
     candidates: list[Path] = []
     if latest.is_file():
-        candidates.append(root / latest.read_text().strip())
+        name = latest.read_text(errors="replace").strip()
+        if _TAG.fullmatch(name):  # a plain tag only: a pointer like ../../x must not lead out of the run
+            candidates.append(root / name)
     if root.is_dir():  # fall back to any complete directory, newest first
-        candidates += sorted((p for p in root.iterdir() if p.is_dir() and not p.name.endswith(".tmp")),
-                             reverse=True)
+        candidates += sorted((p for p in root.iterdir() if p.is_dir() and _TAG.fullmatch(p.name)), reverse=True)
     for d in candidates:
         m = d / "manifest.json"
         if m.is_file():
-            return d, json.loads(m.read_text())
+            if verify:
+                verify_digests(d)
+            return d, read_manifest(m)
     return None
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """A checkpoint's ``manifest.json``; a corrupt one raises CheckpointError naming it."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        return doc
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: corrupt checkpoint manifest ({' '.join(str(e).split())[:120]})") from None
 
 
 def load_rng(directory: str | Path, rank: int) -> dict[str, Any] | None:
     """RNG states rank ``rank`` saved (None if that rank did not exist, e.g. a resume on more ranks)."""
     p = Path(directory) / f"rng_rank{rank}.pt"
-    return torch.load(p, map_location="cpu", weights_only=True) if p.is_file() else None
+    return load_tensor_file(p) if p.is_file() else None

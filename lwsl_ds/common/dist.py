@@ -14,18 +14,31 @@ the 10-30 min defaults, the process exits non-zero and the launcher (``srun --ki
 ``deepspeed``) ends the job. A rank that *exits* usually breaks its peers' TCP connections at once;
 the timeout covers the rank that hangs. Set it above the longest gap between two collectives
 (a checkpoint write, an evaluation on rank 0 only).
+
+Every group carries it, not only the world group: DeepSpeed creates its data-parallel groups with
+``torch.distributed.new_group(ranks)`` and no timeout, which falls back to torch's 30-minute default, so
+a rank stopped inside ZeRO's gradient-norm all-reduce used to hang its peers for half an hour. The
+default for groups created without one (``distributed_c10d.default_pg_timeout``) is therefore set to
+``timeout_s`` too. To name the rank that stopped, each rank bumps a counter in the rendezvous store every
+second (one daemon thread, one small store request a second); after a timed-out collective
+:func:`describe_peer_failure` reports the ranks whose counter no longer moves.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from datetime import timedelta
 
 from .launch_env import LaunchEnv, detect, resolve
 
-__all__ = ["init_distributed", "world", "is_main", "barrier", "shutdown", "device"]
+__all__ = ["init_distributed", "world", "is_main", "barrier", "shutdown", "device", "describe_peer_failure"]
 
 _ENV: LaunchEnv | None = None
+_TIMEOUT_S: float | None = None
+_BEAT_S = 1.0  # heartbeat period
+_BEAT_STOP = threading.Event()
 
 
 def init_distributed(timeout_s: float = 600.0) -> LaunchEnv:
@@ -47,9 +60,66 @@ def init_distributed(timeout_s: float = 600.0) -> LaunchEnv:
         os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
     import deepspeed
 
-    deepspeed.init_distributed(auto_mpi_discovery=False, verbose=False, timeout=timedelta(seconds=timeout_s))
-    _ENV = env
+    global _TIMEOUT_S
+    from torch.distributed import distributed_c10d
+
+    timeout = timedelta(seconds=timeout_s)
+    # Groups created later without a timeout (DeepSpeed's data-parallel groups) get this one, not 30 min.
+    distributed_c10d.default_pg_timeout = timeout
+    if hasattr(distributed_c10d, "default_pg_nccl_timeout"):
+        distributed_c10d.default_pg_nccl_timeout = timeout
+    deepspeed.init_distributed(auto_mpi_discovery=False, verbose=False, timeout=timeout)
+    _ENV, _TIMEOUT_S = env, float(timeout_s)
+    if td.get_world_size() > 1:
+        _start_heartbeat(td.get_rank())
     return env
+
+
+def _store():
+    from torch.distributed import distributed_c10d
+
+    return distributed_c10d._get_default_store()
+
+
+def _start_heartbeat(rank: int) -> None:
+    """Bump ``lwsl/beat/<rank>`` in the rendezvous store every second until shutdown (a stopped rank stops)."""
+    store = _store()
+    _BEAT_STOP.clear()
+
+    def beat() -> None:
+        while not _BEAT_STOP.wait(_BEAT_S):
+            try:
+                store.add(f"lwsl/beat/{rank}", 1)
+            except Exception:  # noqa: BLE001 - the store host is gone: the collective's own error reports it
+                return
+
+    threading.Thread(target=beat, name="lwsl-heartbeat", daemon=True).start()
+
+
+def describe_peer_failure(error: BaseException) -> str:
+    """One line for a collective that failed or timed out: which ranks stopped beating, and what to do."""
+    import torch.distributed as td
+
+    first = " ".join(str(error).split())[:160]
+    limit = f"{_TIMEOUT_S:g} s" if _TIMEOUT_S else "the timeout"
+    tail = (f"a collective did not complete within {limit} ({first}); the job ends here - look at that rank's "
+            "log and node, then resume with --resume")
+    if not (td.is_available() and td.is_initialized()) or td.get_world_size() < 2:
+        return tail
+    _BEAT_STOP.set()
+    me, n = td.get_rank(), td.get_world_size()
+    try:
+        store = _store()
+        store.set_timeout(timedelta(seconds=3))
+        before = [int(store.add(f"lwsl/beat/{r}", 0)) for r in range(n)]
+        time.sleep(3 * _BEAT_S)
+        after = [int(store.add(f"lwsl/beat/{r}", 0)) for r in range(n)]
+    except Exception:  # noqa: BLE001 - the store lives in rank 0's process (MASTER_ADDR)
+        return f"rank 0 (it hosts the rendezvous store) stopped responding: {tail}"
+    stopped = [r for r in range(n) if r != me and after[r] == before[r]]
+    if stopped:
+        return f"rank {', '.join(map(str, stopped))} stopped responding: {tail}"
+    return f"a peer rank failed: {tail}"
 
 
 def world() -> LaunchEnv:
@@ -84,6 +154,7 @@ def shutdown() -> None:
     global _ENV
     import torch.distributed as td
 
+    _BEAT_STOP.set()
     if td.is_available() and td.is_initialized():
         td.destroy_process_group()
     _ENV = None

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 from .schema import ConfigError
 
 __all__ = ["load_ds_config", "validate_ds_config", "micro_batch_size", "merge_config", "derive_group_config",
-           "KNOWN_TOP_LEVEL_KEYS", "OPTIMIZERS", "SCHEDULERS"]
+           "KNOWN_TOP_LEVEL_KEYS", "OPTIMIZERS", "SCHEDULERS", "check_optimizer_values", "check_scheduler_values"]
 
 # Top-level keys DeepSpeed 0.19.8 reads (runtime/config.py and constants.py). Keys starting with "_" are
 # treated as comments ("_comment": "...") and ignored.
@@ -131,12 +131,14 @@ def validate_ds_config(cfg: Mapping[str, Any], world_size: int, *, where: str = 
         extra = set(opt) - {"type", "params"}
         if extra:
             raise ConfigError(f"{w}optimizer: unknown keys {sorted(extra)}; allowed: ['params', 'type']")
+        check_optimizer_values(params, w)
     sch = cfg.get("scheduler")
     if sch is not None:
         if not isinstance(sch, Mapping) or sch.get("type") not in SCHEDULERS:
             got = sch.get("type") if isinstance(sch, Mapping) else sch
             raise ConfigError(f"{w}scheduler.type: unknown scheduler {got!r}{_hint(got, SCHEDULERS)}; "
                               f"supported: {list(SCHEDULERS)}")
+        check_scheduler_values(sch.get("params", {}), w)
     zero = cfg.get("zero_optimization", {})
     if not isinstance(zero, Mapping):
         raise ConfigError(f"{w}zero_optimization: expected an object, got {zero!r}")
@@ -151,6 +153,62 @@ def validate_ds_config(cfg: Mapping[str, Any], world_size: int, *, where: str = 
         raise ConfigError(f"{w}gradient_clipping: expected a number >= 0, got {gc!r}")
     if deep:
         _deep_validate(cfg, where)
+
+
+MAX_LR = 10.0  # far above any sane rate; 1e30 or inf used to train until the non-finite-loss stop
+
+
+def _number(v: Any, key: str, w: str, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+            hi_open: bool = False) -> float:
+    """``v`` as a finite number inside the given bounds, else a ConfigError naming ``key``."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+        raise ConfigError(f"{w}{key}: expected a finite number, got {str(v)[:40]!r}")
+    if lo is not None and (v < lo or (lo_open and v == lo)) or hi is not None and (v > hi or (hi_open and v == hi)):
+        rng = f"{'(' if lo_open else '['}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}" \
+              f"{')' if hi_open else ']'}"
+        raise ConfigError(f"{w}{key}: {v!r} is out of range; it must be in {rng}")
+    return float(v)
+
+
+def check_optimizer_values(params: Mapping[str, Any], w: str = "") -> None:
+    """Optimizer parameter values (lr, betas, eps, weight_decay, momentum, dampening) before any engine exists."""
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"{w}optimizer.params: expected an object, got {str(params)[:60]!r}")
+    k = "optimizer.params."
+    if "lr" in params:
+        _number(params["lr"], k + "lr", w, 0.0, MAX_LR, lo_open=True)
+    if "betas" in params:
+        b = params["betas"]
+        if not isinstance(b, (list, tuple)) or len(b) != 2:
+            raise ConfigError(f"{w}{k}betas: expected two numbers in [0, 1), got {str(b)[:60]!r}")
+        for i, x in enumerate(b):
+            _number(x, f"{k}betas[{i}]", w, 0.0, 1.0, hi_open=True)
+    if "eps" in params:
+        _number(params["eps"], k + "eps", w, 0.0, 1.0, lo_open=True)
+    for key in ("weight_decay", "momentum", "dampening"):
+        if key in params:
+            _number(params[key], k + key, w, 0.0, 1.0 if key != "weight_decay" else 1.0)
+    for key in ("adam_w_mode", "torch_adam", "amsgrad", "bias_correction", "nesterov"):
+        if key in params and not isinstance(params[key], bool):
+            raise ConfigError(f"{w}{k}{key}: expected true/false, got {str(params[key])[:40]!r}")
+
+
+def check_scheduler_values(params: Any, w: str = "") -> None:
+    """Scheduler parameter values (step counts, ratios, lr bounds) before any engine exists."""
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"{w}scheduler.params: expected an object, got {str(params)[:60]!r}")
+    k = "scheduler.params."
+    for key, v in params.items():
+        if key.endswith("num_steps") or key.endswith("_step_size") or key == "total_num_steps":
+            if v == "auto" and key == "total_num_steps":
+                continue
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigError(f"{w}{k}{key}: expected an integer >= 0" + (" or \"auto\"" if key ==
+                                  "total_num_steps" else "") + f", got {str(v)[:40]!r}")
+        elif key.endswith("ratio"):
+            _number(v, k + key, w, 0.0, 1.0)
+        elif key.endswith("_lr"):
+            _number(v, k + key, w, 0.0, MAX_LR)
 
 
 def _deep_validate(cfg: Mapping[str, Any], where: str) -> None:

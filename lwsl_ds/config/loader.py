@@ -1,4 +1,10 @@
-"""Read experiment YAML safely, apply ``a.b=c`` overrides and validate into the typed schema."""
+"""Read experiment YAML safely, apply ``a.b=c`` overrides and validate into the typed schema.
+
+Safe means more than ``yaml.safe_load`` (no Python objects): anchors and aliases (``&x`` / ``*x``) are refused,
+because a few lines of nested aliases expand to billions of nodes (a "billion laughs" document ran into a
+MemoryError after 51 s), and a key given twice in one mapping is an error naming the key and both lines
+(plain YAML keeps the last silently). Bytes that are not UTF-8 are an error naming the file and offset.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,39 @@ import yaml
 
 from .schema import ConfigError, from_dict
 
-__all__ = ["load_yaml", "apply_overrides", "load_experiment", "parse_experiment"]
+__all__ = ["StrictLoader", "load_yaml", "load_yaml_text", "apply_overrides", "load_experiment", "parse_experiment"]
+
+
+class StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors/aliases and duplicate mapping keys."""
+
+    def compose_node(self, parent, index):  # noqa: D102
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            mark = event.start_mark
+            raise ConfigError(f"line {mark.line + 1}: YAML anchors and aliases (&name / *name) are not allowed; "
+                              "write the value out")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):  # noqa: D102
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                hash(key)
+            except TypeError:
+                raise ConfigError(f"line {line}: a mapping key must be a scalar") from None
+            if key in seen:
+                shown = str(key) if len(str(key)) <= 60 else str(key)[:60] + "..."
+                raise ConfigError(f"key {shown!r} is given twice (lines {seen[key]} and {line}); keep one")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml_text(text: str) -> Any:
+    """Parse YAML text with :class:`StrictLoader` (no objects, no aliases, no duplicate keys)."""
+    return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - StrictLoader derives from SafeLoader
 
 
 def load_yaml(path: str | Path) -> Any:
@@ -18,10 +56,21 @@ def load_yaml(path: str | Path) -> Any:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        with path.open("r", encoding="utf-8") as f:
-            return yaml.safe_load(f)  # safe: never constructs Python objects from tags
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror or e})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}, line {line}); "
+                          "save the file as UTF-8") from None
+    try:
+        return load_yaml_text(text)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: malformed YAML: {e}") from None
+        raise ConfigError(f"{path}: malformed YAML: {' '.join(str(e).split())[:300]}") from None
 
 
 def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
@@ -30,23 +79,26 @@ def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
 
     out = copy.deepcopy(data) if data else {}
     for item in overrides:
+        shown = item if len(item) <= 100 else item[:100] + "..."
         if "=" not in item:
-            raise ConfigError(f"override {item!r}: expected the form key.path=value")
+            raise ConfigError(f"override {shown!r}: expected the form key.path=value")
         key, raw = item.split("=", 1)
         parts = key.strip().split(".")
         if not all(parts):
-            raise ConfigError(f"override {item!r}: empty key in {key!r}")
+            raise ConfigError(f"override {shown!r}: empty key in {key!r}")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = load_yaml_text(raw) if raw.strip() else ""
+        except ConfigError as e:
+            raise ConfigError(f"override {key!r}: {e}") from None
         except yaml.YAMLError as e:
-            raise ConfigError(f"override {item!r}: value is not valid YAML: {e}") from None
+            raise ConfigError(f"override {shown!r}: value is not valid YAML: {e}") from None
         node = out
         for depth, p in enumerate(parts[:-1]):
             nxt = node.get(p)
             if nxt is None:
                 nxt = node[p] = {}
             elif not isinstance(nxt, dict):
-                raise ConfigError(f"override {item!r}: {'.'.join(parts[:depth + 1])} is not a mapping")
+                raise ConfigError(f"override {shown!r}: {'.'.join(parts[:depth + 1])} is not a mapping")
             node = nxt
         node[parts[-1]] = value
     return out

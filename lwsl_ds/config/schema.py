@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import reprlib
 import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
@@ -57,12 +58,12 @@ def _check_constraints(value: Any, meta: typing.Mapping[str, Any], path: str) ->
     if "choices" in meta and value not in meta["choices"]:
         close = difflib.get_close_matches(str(value), [str(c) for c in meta["choices"]], n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"{path}: {value!r} is not allowed; choose one of {list(meta['choices'])}{hint}")
+        raise ConfigError(f"{path}: {_short(value)} is not allowed; choose one of {list(meta['choices'])}{hint}")
     bounds = (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
               ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<"))
     for key, ok, sym in bounds:
         if key in meta and isinstance(value, (int, float)) and not ok(value, meta[key]):
-            raise ConfigError(f"{path}: {value!r} is out of range; it must be {sym} {meta[key]}")
+            raise ConfigError(f"{path}: {_short(value)} is out of range; it must be {sym} {meta[key]}")
 
 
 _SCI = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)[eE][+-]?\d+$")
@@ -92,27 +93,27 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
                 return _convert(value, arg, path)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(f"{path}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"{path}: expected {_type_name(tp)}, got {type(value).__name__} {_short(value)}")
     if tp is type(None):
         if value is None:
             return None
-        raise ConfigError(f"{path}: expected null, got {value!r}")
+        raise ConfigError(f"{path}: expected null, got {_short(value)}")
     if origin is Literal:
         allowed = get_args(tp)
         if value in allowed:
             return value
         close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"{path}: {value!r} is not allowed; choose one of {list(allowed)}{hint}")
+        raise ConfigError(f"{path}: {_short(value)} is not allowed; choose one of {list(allowed)}{hint}")
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{path}: expected {_type_name(tp)}, got {type(value).__name__} {_short(value)}")
         (inner,) = get_args(tp)[:1] or (Any,)
         items = [_convert(v, inner, f"{path}[{k}]") for k, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__} {_short(value)}")
         kt, vt = get_args(tp)
         return {_convert(k, kt, f"{path}.<key>"): _convert(v, vt, f"{path}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
@@ -120,7 +121,7 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{path}: expected true/false, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"{path}: expected true/false, got {type(value).__name__} {_short(value)}")
     if tp in (int, float):
         value = _yaml11_number(value)
     if tp is int:
@@ -128,17 +129,17 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             return value
         if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
             return int(value)  # YAML reads 1e6 as a float; accept whole numbers
-        raise ConfigError(f"{path}: expected an integer, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"{path}: expected an integer, got {type(value).__name__} {_short(value)}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if value != value or value in (float("inf"), float("-inf")):
-                raise ConfigError(f"{path}: expected a finite number, got {value!r}")
+                raise ConfigError(f"{path}: expected a finite number, got {_short(value)}")
             return float(value)
-        raise ConfigError(f"{path}: expected a number, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"{path}: expected a number, got {type(value).__name__} {_short(value)}")
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{path}: expected a string, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"{path}: expected a string, got {type(value).__name__} {_short(value)}")
     raise TypeError(f"schema type {tp!r} at {path} is not supported")
 
 
@@ -148,7 +149,7 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__} {data!r}")
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__} {_short(data)}")
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:
@@ -184,6 +185,14 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: to_dict(v) for k, v in obj.items()}
     return obj
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    """``repr(value)`` cut to ``limit`` characters: an error line never prints a huge value."""
+    r = reprlib.Repr()
+    r.maxlevel, r.maxstring, r.maxother, r.maxlist, r.maxdict = 3, limit, limit, 8, 8
+    text = r.repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _join(path: str, key: Any) -> str:

@@ -189,8 +189,12 @@ def _filelist_index(cfg: DataConfig, split: str) -> SampleIndex:
         raise DataError(f"{list_path}: file list is missing")
     names: list[str] = []
     labels: list[int] = []
-    with list_path.open("r", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    try:
+        text = list_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{list_path}: not UTF-8 text (byte offset {e.start})") from None
+    if True:
+        for lineno, line in enumerate(text.splitlines(), 1):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
@@ -214,6 +218,11 @@ def _filelist_index(cfg: DataConfig, split: str) -> SampleIndex:
         class_names = [c.strip() for c in cpath.read_text(encoding="utf-8").splitlines() if c.strip()]
     else:
         class_names = [str(k) for k in range(max(labels) + 1)]
+        absent = sorted(set(range(len(class_names))) - set(labels)) if split == "train" else []
+        if absent:  # e.g. one line with label 7 would otherwise make 8 classes, 7 of them without images
+            raise DataError(f"{list_path}: without data.classes_file the classes are 0..{max(labels)} (the largest "
+                            f"label), but labels {absent[:5]} have no image; fix the labels or set "
+                            "data.classes_file")
     if max(labels) >= len(class_names):
         raise DataError(f"{list_path}: label {max(labels)} is out of range for {len(class_names)} classes")
     return SampleIndex(names, np.asarray(labels, dtype=np.int64), class_names)

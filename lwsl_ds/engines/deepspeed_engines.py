@@ -17,7 +17,9 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 import torch
 from torch import nn
 
-from ..config.ds_config import derive_group_config, validate_ds_config
+from ..common.safe_io import secure_engine
+from ..config.ds_config import (check_optimizer_values, check_scheduler_values, derive_group_config, merge_config,
+                                validate_ds_config)
 from ..space import SuperNet
 from ..strategies.base import Strategy, Unit
 from .optim import build_optimizer, build_scheduler, set_frozen
@@ -84,10 +86,19 @@ class DeepSpeedBackend:
         init_distributed()
         world = td.get_world_size()
         validate_ds_config(ds_config, world, where="ds_config")
+        from ..config.schema import ConfigError
+
         if group_overrides:
             bad = [k for k in group_overrides if not str(k).isdigit()]
             if bad:
-                raise ValueError(f"train.group_overrides: keys {bad} are not group indices")
+                raise ConfigError(f"train.group_overrides: keys {bad} are not group indices")
+        _check_precision_device(ds_config, group_overrides)
+        for k, ov in (group_overrides or {}).items():  # per-group optimizer/scheduler values, before any engine
+            merged = merge_config(ds_config, ov)
+            if merged.get("optimizer"):
+                check_optimizer_values(merged["optimizer"].get("params", {}), f"train.group_overrides.{k}: ")
+            if merged.get("scheduler"):
+                check_scheduler_values(merged["scheduler"].get("params", {}), f"train.group_overrides.{k}: ")
         self.net = net
         self.plan = GroupPlan.build(net, strategy, layer_groups, auto_groups=auto_groups, auto_cost=auto_cost,
                                     micro_batches=micro_batches)
@@ -96,7 +107,7 @@ class DeepSpeedBackend:
         self.plan.offload = _offload_groups(offload_groups, n_groups, strategy.name)
         for k in group_overrides or {}:
             if int(k) >= n_groups:
-                raise ValueError(f"train.group_overrides: group {k} does not exist ({n_groups} layer groups: "
+                raise ConfigError(f"train.group_overrides: group {k} does not exist ({n_groups} layer groups: "
                                  f"{self.groups})")
         self.engines, self.optimizers, self.configs = [], [], []
         for g, units in enumerate(self.plan.units):
@@ -110,6 +121,7 @@ class DeepSpeedBackend:
             engine, _, _, _ = deepspeed.initialize(
                 model=module, optimizer=opt, config=cfg,
                 lr_scheduler=(lambda o, c=sched_cfg: build_scheduler(c, o, total_steps)) if sched_cfg else None)
+            secure_engine(engine)  # its checkpoint files are read weights-only (DeepSpeed's default runs pickles)
             if world == 1 and engine.zero_optimization_stage() == 0 and not engine.bfloat16_enabled() \
                     and not engine.fp16_enabled():
                 # Averaging gradients over one rank is the identity, yet DeepSpeed still flattens, all-reduces
@@ -236,6 +248,19 @@ class DeepSpeedBackend:
     def offload_moves(self) -> dict[int, dict[str, int]]:
         """Per offloaded group: how often its states went to the host, came back, were fetched read-only."""
         return {g: dict(off.moves) for g, off in self.offloads.items()}
+
+
+def _check_precision_device(ds_config: Mapping[str, Any], overrides: Mapping[Any, Mapping[str, Any]] | None) -> None:
+    """fp16 needs a GPU (DeepSpeed's CPU accelerator refuses it only after the engine is built): refuse it early."""
+    from ..config.schema import ConfigError
+
+    if torch.cuda.is_available():
+        return
+    where = [("ds_config", ds_config)] + [(f"train.group_overrides.{k}", v) for k, v in (overrides or {}).items()]
+    for name, cfg in where:
+        fp16 = cfg.get("fp16") if isinstance(cfg, Mapping) else None
+        if isinstance(fp16, Mapping) and fp16.get("enabled"):
+            raise ConfigError(f"{name}: fp16.enabled needs a GPU and none is visible; use bf16 or fp32 on a CPU")
 
 
 def _offload_groups(spec: bool | Sequence[int], n_groups: int, strategy: str) -> list[int]:

@@ -110,7 +110,9 @@ class ReferenceBackend:
         """Restore what :meth:`save` wrote."""
         from pathlib import Path
 
-        state = torch.load(Path(directory) / "reference.pt", map_location="cpu", weights_only=True)
+        from ..common.safe_io import load_tensor_file
+
+        state = load_tensor_file(Path(directory) / "reference.pt")
         self.net.load_state_dict(state["net"])
         for o, s in zip(self.optimizers, state["optimizers"]):
             o.load_state_dict(s)

@@ -88,6 +88,9 @@ class DeepSpeedStageBackend:
         self.engine, _, _, _ = deepspeed.initialize(
             model=module, optimizer=self.optimizer, config=cfg, mpu=GroupMPU(dp_group, solo_group),
             lr_scheduler=(lambda o: build_scheduler(sched_cfg, o, total_steps)) if sched_cfg else None)
+        from ..common.safe_io import secure_engine
+
+        secure_engine(self.engine)  # checkpoint files read weights-only (DeepSpeed's default runs pickles)
         self.config = cfg
         self._anchor = min((p for u in self.units for p in u.module.parameters()), key=lambda p: p.numel())
 

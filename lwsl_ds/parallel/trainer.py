@@ -287,7 +287,9 @@ class LayerParallelTrainer:
             raise FileNotFoundError(f"{ckpt_dir}: no checkpoint tag that every one of the "
                                     f"{self.topo.world_size} ranks completed")
         path = Path(ckpt_dir) / tag / f"rank{self.topo.rank}.pt"
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        from ..common.safe_io import load_tensor_file
+
+        state = load_tensor_file(path, map_location=self.device)
         if state["groups"] != self.plan.groups or state["world_size"] != self.topo.world_size:
             raise ConfigError(f"{path}: saved with layer groups {state['groups']} on {state['world_size']} ranks; "
                               f"this run has {self.plan.groups} on {self.topo.world_size}")

@@ -3,6 +3,7 @@
 A checkpoint is written into ``checkpoints/.tmp-step_<N>`` by all ranks (DeepSpeed engine state under
 ``ds/``, one ``rank<r>.pt`` with that rank's RNG states), then rank 0 adds ``model.pt`` and ``ema.pt``
 (plain state dicts, loadable with ``weights_only=True`` and without DeepSpeed) and ``meta.json``, and
+adds ``sha256.json`` (the digest of every file, checked before anything is loaded), and
 renames the folder to ``step_<N>``. A rename is atomic, so whenever the job dies the newest
 ``step_*`` folder with a ``meta.json`` is complete and the previous one is untouched; leftover
 ``.tmp-*`` folders are ignored and removed by the next save. Needs a run directory that every rank
@@ -20,14 +21,13 @@ from typing import Any
 
 import torch
 
+from ..common.errors import CheckpointError
+from ..common.safe_io import load_tensor_file, save_tensor_file, verify_digests, write_digests
+
 __all__ = ["CheckpointError", "checkpoint_dir", "find_latest", "list_checkpoints", "save", "load_rank_state",
-           "read_meta", "load_weights"]
+           "read_meta", "verify", "load_weights"]
 
 _NAME = re.compile(r"^step_(\d{8,})$")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, incomplete or does not fit this run."""
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:
@@ -55,7 +55,19 @@ def read_meta(ckpt: str | Path) -> dict[str, Any]:
     path = Path(ckpt) / "meta.json"
     if not path.is_file():
         raise CheckpointError(f"{ckpt}: not a complete checkpoint (no meta.json)")
-    return json.loads(path.read_text())
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        return doc
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: corrupt checkpoint metadata ({' '.join(str(e).split())[:120]})") from None
+
+
+def verify(ckpt: str | Path) -> dict[str, Any]:
+    """Check every file of a checkpoint against its ``sha256.json``, then return its ``meta.json``."""
+    verify_digests(ckpt)
+    return read_meta(ckpt)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -85,14 +97,15 @@ def save(run_dir: str | Path, step: int, *, engine, rank: int, barrier, meta: di
         tmp.mkdir()
     barrier()
     engine.save_checkpoint(str(tmp / "ds"), tag="state")
-    torch.save(rank_state, tmp / f"rank{rank}.pt")
+    save_tensor_file(rank_state, tmp / f"rank{rank}.pt")
     if rank == 0:
-        torch.save(model_state, tmp / "model.pt")
+        save_tensor_file(model_state, tmp / "model.pt")
         if ema_state is not None:
-            torch.save(ema_state, tmp / "ema.pt")
+            save_tensor_file(ema_state, tmp / "ema.pt")
     barrier()  # every rank's files are in tmp before it becomes visible
     if rank == 0:
         (tmp / "meta.json").write_text(json.dumps({"step": step, **meta}, indent=1))
+        write_digests(tmp)  # last: every file of the checkpoint is in place
         _fsync_dir(tmp)
         if final.exists():  # re-saving the same step (e.g. preemption right at a periodic save)
             shutil.rmtree(final)
@@ -112,7 +125,7 @@ def load_rank_state(ckpt: str | Path, rank: int) -> dict[str, Any]:
     path = Path(ckpt) / f"rank{rank}.pt"
     if not path.is_file():
         raise CheckpointError(f"{ckpt}: no state for rank {rank} ({path.name} missing)")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_tensor_file(path)
 
 
 def load_weights(ckpt: str | Path, ema: bool = False) -> dict[str, torch.Tensor]:
@@ -120,4 +133,4 @@ def load_weights(ckpt: str | Path, ema: bool = False) -> dict[str, torch.Tensor]
     path = Path(ckpt) / ("ema.pt" if ema else "model.pt")
     if not path.is_file():
         raise CheckpointError(f"{ckpt}: {path.name} missing" + (" (EMA disabled in that run?)" if ema else ""))
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_tensor_file(path)

@@ -23,6 +23,8 @@ import torch.nn.functional as F
 
 from ..common import dist
 from ..common.preemption import Preemption
+from ..common.fingerprint import check_resume, retrain_fingerprint
+from ..common.safe_io import remove_stale, secure_engine
 from ..config.ds_config import micro_batch_size, validate_ds_config
 from ..config.schema import ConfigError
 from ..space import Arch, SearchSpace, build_subnet, describe, export_subnet
@@ -160,6 +162,8 @@ def run(job: RetrainJob, preemption: Preemption | None = None) -> dict[str, Any]
     env = dist.init_distributed(rc.dist_timeout_s)
     rank, world = env.rank, env.world_size
     device = dist.device()
+    if rank == 0:  # leftovers of a save killed half-way (also removed by the next save)
+        remove_stale(ckpt_io.checkpoint_dir(job.run_dir), [".tmp-*", "latest.tmp"])
     print(f"[retrain] rank {rank}/{world} joined (style {env.style}, node {env.node_rank}, "
           f"local rank {env.local_rank}, device {device})", file=sys.stderr, flush=True)
     ds_cfg = prepare_ds_config(job.ds_config, world, job.ds_config_path)
@@ -187,6 +191,24 @@ def run(job: RetrainJob, preemption: Preemption | None = None) -> dict[str, Any]
     eval_every = max(1, int(round(rc.eval_every_epochs * steps_per_epoch)))
     num_classes = train_loader.num_classes
 
+    # The checkpoint to resume from is verified (digests, experiment fingerprint) before any engine exists.
+    fingerprint = retrain_fingerprint(exp, job.ds_config, world, job.arch.key, job.space.name)
+    meta_base = {"arch": job.arch.key, "space": job.space.name, "world_size": world, "global_batch": global_batch,
+                 "ds_config": job.ds_config_path, "fingerprint": fingerprint}
+    ckpt = None
+    if job.resume == "auto":
+        ckpt = ckpt_io.find_latest(job.run_dir)
+    elif job.resume is not None:
+        ckpt = Path(job.resume)
+    if ckpt is not None:
+        meta = ckpt_io.verify(ckpt)  # every file matches its digest before anything of it is loaded
+        if meta["world_size"] != world or meta["arch"] != job.arch.key:
+            raise ckpt_io.CheckpointError(
+                f"{ckpt}: written by a run with world size {meta['world_size']} and arch {meta['arch']}; this run "
+                f"has {world} and {job.arch.key} (an exact resume needs the same of both)")
+        check_resume(meta.get("fingerprint"), fingerprint, str(ckpt / "meta.json"),
+                     "start a new run with another --run_dir (or --restart to discard these checkpoints)")
+
     # Identical initialisation on every rank (DeepSpeed also broadcasts rank 0's weights).
     torch.manual_seed(seed)
     model = build_subnet(job.space, job.arch, num_outputs=num_classes, dropout=rc.dropout).to(device)
@@ -196,23 +218,12 @@ def run(job: RetrainJob, preemption: Preemption | None = None) -> dict[str, Any]
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(total_steps, warmup, rc.min_lr_ratio))
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
                                            config=ds_cfg, dist_init_required=False)
+    secure_engine(engine)  # its checkpoint files are read weights-only (DeepSpeed's default runs pickles)
     ema = ModelEma(engine.module, rc.ema_decay) if rc.ema_decay is not None else None
     torch.manual_seed(seed + 7919 * (rank + 1))  # dropout differs per rank, reproducibly
 
     step, epoch, last_saved = 0, 0, -1
-    meta_base = {"arch": job.arch.key, "space": job.space.name, "world_size": world, "global_batch": global_batch,
-                 "ds_config": job.ds_config_path}
-    ckpt = None
-    if job.resume == "auto":
-        ckpt = ckpt_io.find_latest(job.run_dir)
-    elif job.resume is not None:
-        ckpt = Path(job.resume)
     if ckpt is not None:
-        meta = ckpt_io.read_meta(ckpt)
-        if meta["world_size"] != world or meta["arch"] != job.arch.key:
-            raise ckpt_io.CheckpointError(
-                f"{ckpt}: written by a run with world size {meta['world_size']} and arch {meta['arch']}; this run "
-                f"has {world} and {job.arch.key} (an exact resume needs the same of both)")
         engine.load_checkpoint(str(ckpt / "ds"), tag="state")
         if ema is not None:
             ema.load_state_dict(ckpt_io.load_weights(ckpt, ema=True))

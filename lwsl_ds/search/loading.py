@@ -81,13 +81,16 @@ def load_supernet_from_run(run_dir: str | Path, *, config: Optional[Any] = None,
     if path.is_dir():
         from ..common.checkpoint import find_latest
 
-        latest = find_latest(path)
+        latest = find_latest(path, verify=False)
         final = path / STATE_DICT_FILE
         if latest is not None and final.is_file() and \
                 final.stat().st_mtime >= (latest[0] / STATE_DICT_FILE).stat().st_mtime:
             latest = None  # the run's final weights, written after its newest checkpoint
         if latest is not None:
             ck_dir, manifest = latest
+            from ..common.safe_io import verify_digests
+
+            verify_digests(ck_dir)  # the checkpoint's files match its sha256.json before any is read
             weights = ck_dir / STATE_DICT_FILE
             if "config" in manifest:
                 from ..config.loader import parse_experiment
@@ -105,7 +108,11 @@ def load_supernet_from_run(run_dir: str | Path, *, config: Optional[Any] = None,
         weights = path
         own = _folder_config(path.parent)
     net = build_supernet(_pick_config(own, config, weights))
-    state = torch.load(weights, map_location=map_location, weights_only=True)
+    from ..common.safe_io import load_tensor_file
+
+    state = load_tensor_file(weights, map_location=map_location)  # weights-only: a planted pickle cannot run
+    if not isinstance(state, dict):
+        raise ConfigError(f"{weights}: not a state dict (a {type(state).__name__})")
     own_state = net.state_dict()
     missing = [k for k in own_state if k not in state]
     unexpected = [k for k in state if k not in own_state]

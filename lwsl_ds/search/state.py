@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+from ..common.errors import CheckpointError
+from ..common.safe_io import check_space, remove_stale
 
 __all__ = ["write_json_atomic", "read_state", "rng_to_json", "rng_from_json"]
 
@@ -15,22 +19,34 @@ def write_json_atomic(path: str | Path, doc: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w") as f:
-        json.dump(doc, f)
-        f.flush()
-        os.fsync(f.fileno())  # a kill right after the rename must not leave an empty file behind
+    try:
+        if os.environ.get("LWSL_FAULT") == "enospc":
+            raise OSError(errno.ENOSPC, "simulated by LWSL_FAULT=enospc", str(tmp))
+        with tmp.open("w") as f:
+            json.dump(doc, f)
+            f.flush()
+            os.fsync(f.fileno())  # a kill right after the rename must not leave an empty file behind
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        check_space(path, e)
+        raise
     os.replace(tmp, path)
 
 
 def read_state(path: str | Path) -> dict | None:
     """The saved state, or None when there is none; a corrupt file is an error naming the file."""
     path = Path(path)
+    remove_stale(path.parent, [f"{path.name}.*.tmp"])  # left by writers killed mid-write
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except ValueError as e:
-        raise ValueError(f"{path}: corrupt search state ({e}); delete it to start over") from None
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        return doc
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: corrupt search state ({' '.join(str(e).split())[:120]}); run again with "
+                              "--restart to start the search over") from None
 
 
 def rng_to_json(state: tuple) -> list:

@@ -57,7 +57,9 @@ def materialize(supernet: nn.Module, arch: Arch) -> SubNet:
 
 def load_subnet_weights(path: str | Path, subnet: SubNet) -> SubNet:
     """Load a state dict written by :func:`export_subnet` (no unpickling of arbitrary objects)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    from ..common.safe_io import load_tensor_file
+
+    state = load_tensor_file(path)
     subnet.load_state_dict(state)
     return subnet
 

@@ -85,8 +85,9 @@ def test_filelist_parses_labels_and_names_bad_lines(tmp_path):
     cfg = DataConfig(source="filelist", root=str(root), train_list="l.txt", classes_file="c.txt")
     idx = build_index(cfg, "train")
     assert idx.labels.tolist() == [0, 2] and idx.class_names == ["x", "y", "z"]
-    assert build_index(DataConfig(source="filelist", root=str(root), train_list="l.txt"), "train").class_names \
-        == ["0", "1", "2"]
+    # Without a classes file the classes are 0..max label; a label no image has (1 here) is refused, not inferred.
+    with pytest.raises(DataError, match=r"l.txt: without data.classes_file the classes are 0..2 .* labels \[1\]"):
+        build_index(DataConfig(source="filelist", root=str(root), train_list="l.txt"), "train")
     (tmp_path / "bad.txt").write_text("train/a/000.JPEG 0\ntrain/a/001.JPEG cat\n")
     with pytest.raises(DataError, match=r"bad.txt:2: expected 'relative/path label'"):
         build_index(DataConfig(source="filelist", root=str(root), train_list="bad.txt"), "train")

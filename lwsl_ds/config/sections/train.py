@@ -52,6 +52,8 @@ class TrainConfig:
     heldout_archs: int = spec(3, ge=0, help="at the end, score this many sampled sub-nets on the held-out split "
                                             "as the search does (BN recalibration, at most 10 batches) and log "
                                             "them (heldout.json); 0: skip")
+    dist_timeout_s: float = spec(600.0, gt=0, help="a collective that waits longer than this (a peer rank hung or "
+                                 "stopped) ends the job naming that rank; every process group, DeepSpeed's too")
     parallel: ParallelConfig = spec(ParallelConfig(), help="data parallel (default) or layer-parallel training")
     micro_batches: Union[Literal["off", "auto"], dict[int, int]] = spec(
         "off", help="balanced memory (greedy/non_greedy, ce): run layer i's losses as micro-batches; auto: counts "
