@@ -5,7 +5,8 @@ A checkpoint's manifest records :func:`train_fingerprint` / :func:`retrain_finge
 :func:`check_resume` refuses any difference, listing every key with both values and how to start a new
 run instead. The rule is an allow-list: every key of the phase's config sections is fingerprinted except
 those in ``MAY_CHANGE`` (how often to log or checkpoint, how many checkpoints to keep, threads, workers,
-progress bar, timeouts and the run length - a longer or shorter schedule is the schedule's own business).
+progress bar, timeouts, the held-out check and the run length - a longer schedule is refused or re-planned by
+``train.extend`` / ``retrain.extend``, see ``engines/extend.py``).
 From the ds_config: batch sizes, precision, ZeRO stage, gradient clipping, optimizer and scheduler.
 """
 
@@ -20,9 +21,9 @@ __all__ = ["MAY_CHANGE", "train_fingerprint", "saved_train_fingerprint", "retrai
 # Keys (flattened) that may differ between a run and its resume.
 MAY_CHANGE = frozenset("""
 train.log_every train.checkpoint_every train.keep_checkpoints train.threads train.progress train.max_minutes
-train.max_steps train.epochs train.dist_timeout_s
+train.max_steps train.epochs train.dist_timeout_s train.extend train.heldout_archs
 retrain.log_every_steps retrain.checkpoint_every_steps retrain.keep_checkpoints retrain.max_steps retrain.epochs
-retrain.eval_every_epochs retrain.eval_batches retrain.export retrain.dist_timeout_s retrain.arch
+retrain.eval_every_epochs retrain.eval_batches retrain.export retrain.dist_timeout_s retrain.arch retrain.extend
 data.num_workers data.num_threads
 """.split())
 

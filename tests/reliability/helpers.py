@@ -43,10 +43,14 @@ def write_ds(path: Path, zero_stage: int = 0, **changes) -> Path:
 
 
 def train_cmd(ds: Path, root: Path, name: str, *extra: str, config: Path | None = None) -> list[str]:
-    """``python launchers/train.py`` on the demo config with the tiny overrides."""
+    """``python launchers/train.py`` on the demo config with the tiny overrides.
+
+    The super-net folder is given as ``--run_dir <root>/<name>`` (not the default ``<root>/<name>/supernet``)
+    so the cases read one folder per run; the default layout is tested in tests/experiment.
+    """
     return [PY, str(LAUNCH / "train.py"), "--ds_config", str(ds), "--config",
-            str(config or REPO / "configs" / "train_demo.yaml"), f"run_root={root}", f"name={name}", *TINY_TRAIN,
-            *extra]
+            str(config or REPO / "configs" / "train_demo.yaml"), "--run_dir", str(root / name), f"run_root={root}",
+            f"name={name}", *TINY_TRAIN, *extra]
 
 
 def snapshot(folder: Path) -> dict[str, str]:

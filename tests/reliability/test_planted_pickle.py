@@ -62,7 +62,7 @@ def test_train_resume_does_not_read_the_checkpoint_supernet(trained, tmp_path):
     stale = [root / "tiny" / "config.yaml.tmp", root / "tiny" / "checkpoints" / "step00000003.tmp"]
     stale[0].write_bytes(b"half")
     stale[1].mkdir()  # what writers killed mid-write leave behind
-    r = run(train_cmd(trained["ds"], root, "tiny", "train.max_steps=3", "--resume"))
+    r = run(train_cmd(trained["ds"], root, "tiny", "train.max_steps=3", "train.extend=replan", "--resume"))
     assert r.returncode == 0 and not marker.exists(), r.stderr[-3000:]
     assert not any(p.exists() for p in stale)
 
