@@ -3,6 +3,7 @@
 Launch (one process, or several ranks that score archs round-robin with identical results)::
 
     .venv/bin/python launchers/rank.py --config configs/nasbench_macro.yaml --checkpoint runs/nbm_spos
+    .venv/bin/python launchers/rank.py --checkpoint runs/paper_ce rank.truth=truth.csv   # the run's recorded config
     deepspeed --num_gpus 2 launchers/rank.py --config configs/nasbench_macro.yaml --checkpoint runs/nbm_spos \
         --set rank.num_archs=100 --set rank.stratify=flops
 
@@ -24,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line: config, checkpoint, output folder, overrides."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--config", required=True, help="experiment YAML (space, data, search, rank sections)")
+    p.add_argument("--config", default=None, help="experiment YAML (rank, search sections) on top of the run's "
+                                                  "recorded config (default: the run's own)")
     p.add_argument("--checkpoint", required=True, help="run directory of a trained super-net (or a supernet.pt)")
     p.add_argument("--out", default=None, help="output folder (default: <checkpoint>/rank)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -40,10 +42,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Parse, validate everything cheap first, then load, score, compare, measure shift, write."""
     args = parse_args(argv)
-    from lwsl_ds.config import ConfigError, load_experiment
+    from lwsl_ds.config import ConfigError
 
     try:
-        cfg = load_experiment(args.config, [*args.sets, *args.overrides])
+        from lwsl_ds.search.loading import experiment_for_run
+
+        cfg = experiment_for_run(args.checkpoint, args.config, [*args.sets, *args.overrides])
         from lwsl_ds.ranking.pipeline import flops_lookup, resolve_truth, select_archs
         from lwsl_ds.space import load_space
 

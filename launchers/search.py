@@ -1,6 +1,7 @@
 """Evolutionary search over a trained super-net under FLOPs/params limits.
 
     python launchers/search.py --config configs/demo.yaml --checkpoint runs/demo
+    python launchers/search.py --checkpoint runs/demo search.max_flops=400e6   # the run's recorded config
     deepspeed --num_gpus 2 launchers/search.py --config configs/demo.yaml --checkpoint runs/demo
     torchrun --standalone --nproc_per_node 2 launchers/search.py --config ... --checkpoint ...
     python launchers/search.py ... --set search.max_flops=330e6 --set search.generations=5
@@ -35,7 +36,8 @@ log = logging.getLogger("lwsl_ds.search")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments (``--local_rank`` is accepted for the deepspeed launcher and ignored)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", required=True, help="experiment YAML (configs/<name>.yaml)")
+    p.add_argument("--config", default=None, help="experiment YAML on top of the run's recorded config (default: "
+                                                  "the run's own; its space/objective must agree with the run)")
     p.add_argument("--checkpoint", required=True, help="run directory of the trained super-net (or supernet.pt)")
     add_override_args(p)
     p.add_argument("--out", default=None, help="output folder (overrides search.out_dir)")
@@ -73,9 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     preemption = Preemption.install()
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from lwsl_ds.config import ConfigError, load_experiment
-    try:
-        cfg = load_experiment(args.config, overrides_of(args))
+    from lwsl_ds.config import ConfigError
+    from lwsl_ds.search.loading import experiment_for_run
+    try:  # the run's recorded config (resolved class count, resolution, ...), --config and overrides on top
+        cfg = experiment_for_run(args.checkpoint, args.config, overrides_of(args))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         search = Search(space, table, scfg, out_dir=out_dir, restart=args.restart,
                         extra_fingerprint={"checkpoint": str(ckpt.resolve())})
     except (ConfigError, InfeasibleConstraint) as e:
-        print(f"error: {args.config}: {e}", file=sys.stderr)
+        print(f"error: {args.config or args.checkpoint}: {e}", file=sys.stderr)
         return 2
     if main_rank:
         log.info("%s", table.summary())
