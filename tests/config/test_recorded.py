@@ -68,13 +68,11 @@ def test_later_phases_take_the_run_and_refuse_only_conflicts():
     assert merge_with_run(None, {"name": "a"}, where="x") == {"name": "a"}  # a run without a config
 
 
-def _fake_run(tmp_path, num_classes=3):
-    """A run directory as training leaves it: recorded config and the weights of a demo super-net."""
+def _fake_run(tmp_path):
+    """A run directory as training leaves it: recorded config and the weights of a 3-class demo super-net."""
     run = tmp_path / "run"
     run.mkdir()
     cfg, rec = _resolved()
-    if num_classes != 3:
-        rec = parse_experiment({**to_dict(rec), "space": {"name": "demo", "resolution": 32, "num_classes": num_classes}})
     (run / "config.yaml").write_text(recorded_yaml(cfg, rec))
     torch.save(build_supernet(rec).state_dict(), run / "supernet.pt")
     return run
