@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     report = run_ranking(space, cfg.rank, evaluator.score, out, truth=truth, archs=archs,
                          progress=main_rank and not args.no_progress,
-                         meta={"checkpoint": str(args.checkpoint), "config": str(args.config),
+                         meta={"checkpoint": str(args.checkpoint), "config": str(args.config) if args.config else None,
                                "recal_batches": cfg.search.recal_batches, "val_batches": cfg.search.val_batches},
                          title=args.title)
     if main_rank:

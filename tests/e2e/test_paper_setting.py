@@ -68,11 +68,6 @@ def test_paper_space_224px_every_phase_loads_the_one_before(tmp_path, request, m
                               val_per_class=1, seed=0)
     assert len(lists["classes"].read_text().split()) == CLASSES
     assert len(lists["train"].read_text().splitlines()) == 2 * CLASSES
-    # its command line: bad input is one error line and exit status 2, like the launchers'
-    assert imagenet100.main(["--root", str(tmp_path / "imagenet"), "--out", str(tmp_path / "x"), "--num-classes",
-                             str(CLASSES), "--train-per-class", "3"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: ") and "fewer than the 4 needed" in err
     exp = tmp_path / "exp"
     cfg = _experiment(tmp_path, lists, _truth_csv(tmp_path / "truth.csv"), exp)
     ds = ds_config(tmp_path / "ds_train.json", "train_cpu", BATCH)
@@ -83,6 +78,11 @@ def test_paper_space_224px_every_phase_loads_the_one_before(tmp_path, request, m
     run(times, "train infonce", PY, REPO / "launchers/train.py", "--ds_config", ds, "--config", cfg,
         "name=supernet_infonce", "train.objective=infonce", "train.max_steps=1")
     sup, nce = exp / "supernet", exp / "supernet_infonce"
+
+    # ---- search on the CE run: only where the run is and where to write (a 1000-class rebuild fails here)
+    run(times, "search", PY, REPO / "launchers/search.py", "--checkpoint", sup, "--out", exp / "search",
+        "--no-progress")
+    # what training recorded, as resolved
     text = (sup / "config.yaml").read_text()
     rec = yaml.safe_load(text)
     assert rec["space"] == {"name": "paper", "resolution": 224, "num_classes": CLASSES}, text[:600]
@@ -91,10 +91,6 @@ def test_paper_space_224px_every_phase_loads_the_one_before(tmp_path, request, m
     assert len(groups) == 4 and [i for g in groups for i in g] == list(range(15))
     assert "space.num_classes: null -> 6" in text and "train.layer_groups: \"auto\" -> [[0" in text
     assert yaml.safe_load((nce / "config.yaml").read_text())["space"]["num_classes"] == CLASSES
-
-    # ---- search on the CE run: only where the run is and where to write (fails on a 1000-class rebuild)
-    run(times, "search", PY, REPO / "launchers/search.py", "--checkpoint", sup, "--out", exp / "search",
-        "--no-progress")
     best = yaml.safe_load((exp / "search" / "best_arch.yaml").read_text())
     assert best["flops"] <= 400e6 and best["num_classes"] == CLASSES and best["resolution"] == 224
     assert list((tmp_path / "cache" / "flops").glob(f"paper_r224_c{CLASSES}_*.json"))  # 6-class head costed
@@ -125,6 +121,11 @@ def test_paper_space_224px_every_phase_loads_the_one_before(tmp_path, request, m
     for missing in ("did not run", "no supernet/metrics.jsonl"):
         assert missing not in md, md[:3000]
     assert "space.num_classes | 6" in md, md[:3000]
+    # the ImageNet-100 builder's command line: bad input is one error line and exit status 2, like the launchers'
+    assert imagenet100.main(["--root", str(tmp_path / "imagenet"), "--out", str(tmp_path / "x"), "--num-classes",
+                             str(CLASSES), "--train-per-class", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "fewer than the 4 needed" in err
     with capsys.disabled():  # shown with -s: where the time goes on this machine
         print(f"\n{used}; phase wall times (s): {times}, total {sum(times.values()):.0f} s")
 
