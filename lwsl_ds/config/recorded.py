@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 from typing import Any, Mapping, Optional
 
 from .schema import ConfigError, to_dict
@@ -57,11 +56,18 @@ def resolve_run_config(cfg: Any, *, space: Any, data_resolution: int, groups: li
 def resolved_header(given: Any, resolved: Any) -> str:
     """YAML comment lines naming each value training resolved (given -> recorded); '' when none changed."""
     a, b = to_dict(given), to_dict(resolved)
-    lines = [f"#   {key}: {json.dumps(_get(a, key))} -> {json.dumps(_get(b, key))}" for key in RESOLVED
+    lines = [f"#   {key}: {_flow(_get(a, key))} -> {_flow(_get(b, key))}" for key in RESOLVED
              if _get(a, key) != _get(b, key)]
     if not lines:
         return ""
     return "# Resolved by training from the data and the environment (given -> recorded):\n" + "\n".join(lines) + "\n"
+
+
+def _flow(value: Any) -> str:
+    """One-line YAML of a value (flow style), as it would read in the config."""
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
 
 
 def recorded_yaml(given: Any, resolved: Any) -> str:

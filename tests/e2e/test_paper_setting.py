@@ -89,7 +89,7 @@ def test_paper_space_224px_every_phase_loads_the_one_before(tmp_path, request, m
     assert rec["data"]["resolution"] == 224
     groups = rec["train"]["layer_groups"]
     assert len(groups) == 4 and [i for g in groups for i in g] == list(range(15))
-    assert "space.num_classes: null -> 6" in text and "train.layer_groups: \"auto\" -> [[0" in text
+    assert "space.num_classes: null -> 6" in text and "train.layer_groups: auto -> [[0, 1, 2" in text
     assert yaml.safe_load((nce / "config.yaml").read_text())["space"]["num_classes"] == CLASSES
     best = yaml.safe_load((exp / "search" / "best_arch.yaml").read_text())
     assert best["flops"] <= 400e6 and best["num_classes"] == CLASSES and best["resolution"] == 224
