@@ -123,7 +123,7 @@ def test_paper_space_224px_every_phase_loads_the_one_before(tmp_path, request, m
     assert "space.num_classes | 6" in md, md[:3000]
     # the ImageNet-100 builder's command line: bad input is one error line and exit status 2, like the launchers'
     assert imagenet100.main(["--root", str(tmp_path / "imagenet"), "--out", str(tmp_path / "x"), "--num-classes",
-                             str(CLASSES), "--train-per-class", "3"]) == 2
+                             str(CLASSES), "--train-per-class", "3", "--val-per-class", "1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and "fewer than the 4 needed" in err
     with capsys.disabled():  # shown with -s: where the time goes on this machine
