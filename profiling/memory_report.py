@@ -117,6 +117,8 @@ def _from_run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: l
             raise ConfigError(f"--{key.replace('_', '-')} {getattr(args, key)} conflicts with run {run} ({value}); "
                               "drop the flag, --run sets it")
         setattr(args, key, value)
+    if setting["zero"] > 2:
+        raise ConfigError(f"--run {run}: ZeRO stage {setting['zero']} in its ds_config; the report accounts 0-2")
     if "groups" in given:
         raise ConfigError(f"--groups: run {run} records its layer groups {t.layer_groups}; drop the flag")
     args.groups, args.num_classes = t.layer_groups, cfg.space.num_classes

@@ -150,6 +150,8 @@ def experiment_for_arch(arch: str | Path, config: Optional[str | Path] = None,
     from ..config.recorded import merge_with_run
 
     arch = Path(arch)
+    if not arch.is_file():
+        raise ConfigError(f"--arch {arch}: no such arch file")
     own: Optional[dict] = None
     beside = arch.parent / SEARCH_CONFIG_FILE
     if beside.is_file():
@@ -157,7 +159,7 @@ def experiment_for_arch(arch: str | Path, config: Optional[str | Path] = None,
             own = json.loads(beside.read_text())
         except json.JSONDecodeError as e:
             raise ConfigError(f"{beside}: malformed JSON: {e}") from None
-    elif arch.is_file():
+    else:
         doc = load_yaml(arch)
         run = doc.get("checkpoint") if isinstance(doc, dict) else None
         if run and Path(run).exists():

@@ -111,3 +111,5 @@ def test_retraining_takes_the_search_config_beside_the_arch_or_the_run_it_names(
     alone.write_text(yaml.safe_dump({"space": "demo", "arch": "1111"}))
     with pytest.raises(ConfigError, match="pass --config"):
         experiment_for_arch(alone)
+    with pytest.raises(ConfigError, match="no such arch file"):
+        experiment_for_arch(tmp_path / "missing.yaml")
