@@ -3,6 +3,7 @@
 Launch (one process, or several ranks that score archs round-robin with identical results)::
 
     .venv/bin/python launchers/rank.py --config configs/nasbench_macro.yaml --checkpoint runs/nbm_spos
+    .venv/bin/python launchers/rank.py --checkpoint runs/paper_ce rank.truth=truth.csv   # the run's recorded config
     deepspeed --num_gpus 2 launchers/rank.py --config configs/nasbench_macro.yaml --checkpoint runs/nbm_spos \
         --set rank.num_archs=100 --set rank.stratify=flops
 
@@ -25,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line: config, checkpoint, output folder, overrides."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--config", required=True, help="experiment YAML (space, data, search, rank sections)")
+    p.add_argument("--config", default=None, help="experiment YAML (rank, search sections) on top of the run's "
+                                                  "recorded config (default: the run's own)")
     p.add_argument("--checkpoint", default=None, help="folder of a trained super-net (or a supernet.pt); default: "
-                                                      "<run_root>/<name>/supernet of the config")
+                                                      "<run_root>/<name>/supernet of --config")
     p.add_argument("--out", default=None, help="output folder (default: rank/ next to the super-net folder)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. rank.num_archs=100 (repeatable; same as a trailing KEY=VALUE)")
@@ -42,10 +44,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Parse, validate everything cheap first, then load, score, compare, measure shift, write."""
     args = parse_args(argv)
-    from lwsl_ds.config import ConfigError, load_experiment
+    from lwsl_ds.config import ConfigError
 
     try:
-        cfg = load_experiment(args.config, [*args.sets, *args.overrides])
+        from lwsl_ds.search.loading import experiment_for_run, supernet_of
+
+        args.checkpoint = str(supernet_of(args.checkpoint, args.config, [*args.sets, *args.overrides]))
+        cfg = experiment_for_run(args.checkpoint, args.config, [*args.sets, *args.overrides])
         from lwsl_ds.ranking.pipeline import flops_lookup, resolve_truth, select_archs
         from lwsl_ds.space import load_space
 
@@ -53,12 +58,6 @@ def main(argv: list[str] | None = None) -> int:
         truth = resolve_truth(cfg.rank, space)  # bad truth / arch lists fail here, before any loading
         flops = flops_lookup(space, truth) if cfg.rank.stratify == "flops" else None
         archs = select_archs(cfg.rank, space, truth, flops)
-        if args.checkpoint is None:
-            from lwsl_ds.config.layout import phase_dir
-
-            args.checkpoint = str(phase_dir(cfg, "supernet"))
-        if not Path(args.checkpoint).exists():
-            raise ConfigError(f"--checkpoint {args.checkpoint}: no such run directory or file")
         from lwsl_ds.config.layout import beside_supernet, check_folder
 
         out = Path(args.out) if args.out else beside_supernet(args.checkpoint, cfg, "rank")
@@ -102,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     report = run_ranking(space, cfg.rank, evaluator.score, out, truth=truth, archs=archs,
                          progress=main_rank and not args.no_progress and sys.stderr.isatty(),
-                         meta={"checkpoint": str(args.checkpoint), "config": str(args.config),
+                         meta={"checkpoint": str(args.checkpoint), "config": str(args.config) if args.config else None,
                                "recal_batches": cfg.search.recal_batches, "val_batches": cfg.search.val_batches},
                          title=args.title)
     if main_rank:

@@ -4,6 +4,9 @@
         --config configs/retrain_imagenet.yaml --arch runs/search/best_arch.yaml
     python launchers/retrain.py --ds_config ds_configs/retrain_cpu.json --config configs/retrain_cifar10.yaml \\
         --arch runs/demo/search/best_arch.yaml --set retrain.max_steps=20
+    python launchers/retrain.py --ds_config ds_configs/retrain_cpu.json --arch runs/paper_ce/search/best_arch.yaml
+        # no --config: the search's own config (the super-net run's data, classes, resolution); the run
+        # directory defaults to <run_root>/<name>, and to <run_root>/<name>/retrain when that is a super-net run
     sbatch --nodes=2 --ntasks-per-node=4 --gpus-per-node=4 launchers/slurm/retrain.sbatch --ds_config ... \\
         --config ... --arch ...          # adds --resume auto: requeued jobs continue by themselves
 
@@ -32,7 +35,8 @@ from lwsl_ds.config.cli_args import add_override_args, overrides_of  # noqa: E40
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments (``--local_rank`` is accepted for the deepspeed launcher and ignored)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", required=True, help="experiment YAML with a retrain: section")
+    p.add_argument("--config", default=None, help="experiment YAML with a retrain: section, on top of the config the "
+                                                  "--arch was searched with (default: that config alone)")
     p.add_argument("--ds_config", "--deepspeed_config", dest="ds_config", required=True,
                    help="DeepSpeed JSON: batch size, ZeRO stage, precision, gradient clipping")
     p.add_argument("--arch", default=None, help="arch YAML from search (default: retrain.arch of the config, else "
@@ -60,15 +64,23 @@ def build_job(args: argparse.Namespace):
     from lwsl_ds.retrain.trainer import RetrainJob, prepare_ds_config
     from lwsl_ds.space import load_arch
 
-    exp = load_experiment(args.config, overrides_of(args))
     raw_ds = load_ds_config(args.ds_config)
     world = int(os.environ.get("WORLD_SIZE") or os.environ.get("SLURM_STEP_NUM_TASKS") or 1)
     prepare_ds_config(raw_ds, world, args.ds_config)  # fail fast; re-checked with the real world size later
-    found = phase_dir(exp, "search") / "best_arch.yaml"
-    arch_path = args.arch or exp.retrain.arch or (str(found) if found.is_file() else None)
+    arch_path = args.arch
+    if not arch_path and args.config:  # retrain.arch of the config, else the experiment's search result
+        base = load_experiment(args.config, overrides_of(args))
+        found = phase_dir(base, "search") / "best_arch.yaml"
+        arch_path = base.retrain.arch or (str(found) if found.is_file() else None)
+        if not arch_path:
+            raise ConfigError(f"{args.config}: no architecture: pass --arch <arch.yaml>, set retrain.arch, or run "
+                              f"the search first (no {found})")
     if not arch_path:
-        raise ConfigError(f"{args.config}: no architecture: pass --arch <arch.yaml>, set retrain.arch, or run the "
-                          f"search first (no {found})")
+        raise ConfigError("no architecture: pass --arch <arch.yaml> (or --config with retrain.arch set)")
+    # the search's config (the super-net run's, resolved), --config and overrides on top
+    from lwsl_ds.search.loading import experiment_for_arch
+
+    exp = experiment_for_arch(arch_path, args.config, overrides_of(args))
     space, arch, _ = load_arch(arch_path)
     if exp.data.out_resolution != space.resolution:
         raise ConfigError(f"{args.config}: data resolution {exp.data.out_resolution} differs from the resolution "

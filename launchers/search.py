@@ -1,6 +1,7 @@
 """Evolutionary search over a trained super-net under FLOPs/params limits.
 
     python launchers/search.py --config configs/demo.yaml       # the super-net in <run_root>/<name>/supernet
+    python launchers/search.py --checkpoint runs/demo/supernet search.max_flops=400e6   # the run's recorded config
     deepspeed --num_gpus 2 launchers/search.py --config configs/demo.yaml --checkpoint runs/demo/supernet
     torchrun --standalone --nproc_per_node 2 launchers/search.py --config ... --checkpoint ...
     python launchers/search.py ... --set search.max_flops=330e6 --set search.generations=5
@@ -36,9 +37,10 @@ log = logging.getLogger("lwsl_ds.search")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments (``--local_rank`` is accepted for the deepspeed launcher and ignored)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", required=True, help="experiment YAML (configs/<name>.yaml)")
+    p.add_argument("--config", default=None, help="experiment YAML on top of the run's recorded config (default: "
+                                                  "the run's own; its space/objective must agree with the run)")
     p.add_argument("--checkpoint", default=None, help="folder of the trained super-net (or its supernet.pt); "
-                                                      "default: <run_root>/<name>/supernet of the config")
+                                                      "default: <run_root>/<name>/supernet of --config")
     add_override_args(p)
     p.add_argument("--out", default=None, help="output folder (overrides search.out_dir)")
     p.add_argument("--restart", action="store_true", help="ignore a saved search state and start over")
@@ -75,17 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     preemption = Preemption.install()
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from lwsl_ds.config import ConfigError, load_experiment
-    try:
-        cfg = load_experiment(args.config, overrides_of(args))
+    from lwsl_ds.config import ConfigError
+    from lwsl_ds.config.layout import beside_supernet, claim
+    from lwsl_ds.search.loading import experiment_for_run, supernet_of
+
+    try:  # the run's recorded config (resolved class count, resolution, ...), --config and overrides on top
+        ckpt = supernet_of(args.checkpoint, args.config, overrides_of(args))
+        cfg = experiment_for_run(ckpt, args.config, overrides_of(args))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
-    from lwsl_ds.config.layout import beside_supernet, claim, phase_dir
-
-    ckpt = Path(args.checkpoint) if args.checkpoint else phase_dir(cfg, "supernet")
-    if not ckpt.exists():
-        print(f"error: --checkpoint {ckpt}: no such run directory or file", file=sys.stderr)
         return 2
     scfg = cfg.search
     out_dir = Path(args.out or scfg.out_dir or beside_supernet(ckpt, cfg, "search"))
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         search = Search(space, table, scfg, out_dir=out_dir, restart=args.restart,
                         extra_fingerprint={"checkpoint": str(ckpt.resolve())})
     except (ConfigError, InfeasibleConstraint) as e:
-        print(f"error: {args.config}: {e}", file=sys.stderr)
+        print(f"error: {args.config or args.checkpoint}: {e}", file=sys.stderr)
         return 2
     if main_rank:
         log.info("%s", table.summary())

@@ -13,7 +13,8 @@ Launch lines (the same script everywhere; CPU ranks use gloo, GPUs NCCL)::
 
 Outputs in the super-net folder ``<run_root>/<name>/supernet`` of the experiment (``--run_dir`` for another,
 e.g. a second super-net; a folder of another phase is refused, see lwsl_ds/config/layout.py):
-``config.yaml``, ``ds_config.json``, ``metrics.jsonl``, ``heldout.json`` (the end-of-training check),
+``config.yaml`` (as resolved: class count, resolution, layer groups, micro-batch plan; later phases load it),
+``ds_config.json``, ``metrics.jsonl``, ``heldout.json`` (the end-of-training check),
 ``train.log``, ``checkpoints/<tag>/`` (every engine, manifest, RNG), ``supernet.pt`` (final weights) and
 ``param_digests.json`` (every rank's sha256 of its final parameters/buffers: ranks must agree).
 
@@ -92,9 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import dataclasses
 
-    import yaml
-
     from lwsl_ds.config import load_experiment, to_dict
+    from lwsl_ds.config.recorded import recorded_yaml, resolve_num_classes, resolve_run_config
     from lwsl_ds.config.cli_args import overrides_of
     from lwsl_ds.config.ds_config import load_ds_config, micro_batch_size, validate_ds_config
     from lwsl_ds.common.launch_env import detect
@@ -162,8 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     from lwsl_ds.data.loader import describe_pipeline
 
     log.info("%s", describe_pipeline(data_cfg, loader, "fit"))
-    if cfg.space.num_classes is None and t.objective == "ce" and loader.num_classes != space.num_classes:
-        space = space.with_overrides(num_classes=loader.num_classes)
+    space = resolve_num_classes(space, cfg, loader.num_classes)  # the data's class count unless the config sets one
     objective = get_objective(t.objective, space.num_classes, proj_dim=t.proj_dim, temperature=t.temperature,
                               mlp=t.mlp_decoder, label_smoothing=t.label_smoothing)
     seed_everything(seed)  # identical initial weights on every rank
@@ -175,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
                             job_name=cfg.name, monitor_dir=run_dir / "monitor",
                             micro_batches=t.micro_batches, memory_budget_mib=t.memory_budget_mib,
                             offload_inactive=t.offload_inactive, activation_checkpointing=t.activation_checkpointing)
+    # What a later phase needs to rebuild this run (class count, resolution, groups, micro-batch plan), as resolved.
+    recorded = resolve_run_config(cfg, space=space, data_resolution=data_cfg.out_resolution, groups=backend.groups,
+                                  micro_batches=getattr(backend, "micro_batches", None))
     log.info("%s super-net, %s strategy, %s objective, %d rank(s), %d steps of %d images/rank\n%s",
              space.name, t.strategy, t.objective, env.world_size, total, micro_batch_size(ds, env.world_size),
              backend.plan.describe())
@@ -198,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("%s", line)
     elif is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        write_atomic(run_dir / "config.yaml", recorded_yaml(cfg, recorded))
         write_atomic(run_dir / "ds_config.json", json.dumps(ds, indent=1))
     barrier()
 
@@ -208,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"step": tr.step, "epoch": tr.step // tr.steps_per_epoch, "total_steps": tr.total_steps,
                 "data": loader.state_dict(), "world_size": env.world_size, "backend": args.backend,
                 "strategy": t.strategy, "groups": backend.groups,
-                "train_seconds": tr.train_seconds, "config": to_dict(cfg), "ds_config": ds,
+                "train_seconds": tr.train_seconds, "config": to_dict(recorded), "ds_config": ds,
                 "fingerprint": fingerprint}
 
     # Stop requests first, so the metrics and checkpoint hooks of the same step see them.

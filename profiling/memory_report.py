@@ -15,6 +15,11 @@ Command (paper space, about 4 minutes on 2 CPU cores)::
     python profiling/memory_report.py --space paper --resolution 224 --batch 128 256 --out runs/memory/paper224
     python profiling/memory_report.py --config configs/demo.yaml --ds_config ds_configs/train_cpu.json
         # the experiment's space, resolution, strategies, layer groups and levers; -> <run_root>/<name>/memory
+    python profiling/memory_report.py --run runs/paper_ce/supernet    # a training run's setting -> runs/paper_ce/memory
+
+``--run <super-net folder>`` takes the space (with its resolved class count), resolution, per-rank batch, layer
+groups, objective, ZeRO stage, precision, offloaded and checkpointed groups from the run's recorded config and
+ds_config; a flag given as well must agree with the run.
 """
 
 from __future__ import annotations
@@ -114,6 +119,54 @@ def _fill_from_config(args: argparse.Namespace) -> list[list[int]] | None:
     return explicit if isinstance(explicit, list) and not groups_given else None
 
 
+def _from_run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """``--run``: fill the training run's setting into ``args``; a flag also given must agree with it."""
+    from lwsl_ds.config.ds_config import micro_batch_size
+    from lwsl_ds.config.loader import parse_experiment
+    from lwsl_ds.search.loading import recorded_config
+
+    run = Path(args.run)
+    doc = recorded_config(run) if run.is_dir() else None
+    if doc is None or not (run / "ds_config.json").is_file():
+        raise ConfigError(f"--run {run}: not a training run directory (needs config.yaml and ds_config.json)")
+    cfg = parse_experiment(doc)
+    ds = json.loads((run / "ds_config.json").read_text())
+    t = cfg.train
+    if not isinstance(t.layer_groups, list):
+        raise ConfigError(f"--run {run}: its config records layer_groups={t.layer_groups!r}, not the resolved "
+                          "groups (a run from before resolved configs); pass --space/--resolution/--groups")
+    n_groups = len(t.layer_groups)
+    precision = "bf16" if ds.get("bf16", {}).get("enabled") else "fp16" if ds.get("fp16", {}).get("enabled") else "fp32"
+    world = 1
+    from lwsl_ds.common.checkpoint import find_latest
+
+    latest = find_latest(run)
+    if latest is not None:
+        world = int(latest[1].get("world_size", 1))
+    setting = {"space": cfg.space.name, "resolution": cfg.space.resolution, "batch": [micro_batch_size(ds, world)],
+               "objective": t.objective, "zero": int(ds.get("zero_optimization", {}).get("stage", 0)),
+               "precision": precision,
+               "offload": (None if t.offload_inactive is False else [] if t.offload_inactive is True
+                           else list(t.offload_inactive)),
+               "checkpoint_groups": (list(range(n_groups)) if t.activation_checkpointing is True
+                                     else list(t.activation_checkpointing or []))}
+    given = {a.dest for a in parser._actions for tok in argv if tok.split("=")[0] in a.option_strings}
+    for key, value in setting.items():
+        if key in given and getattr(args, key) != value:
+            raise ConfigError(f"--{key.replace('_', '-')} {getattr(args, key)} conflicts with run {run} ({value}); "
+                              "drop the flag, --run sets it")
+        setattr(args, key, value)
+    if setting["zero"] > 2:
+        raise ConfigError(f"--run {run}: ZeRO stage {setting['zero']} in its ds_config; the report accounts 0-2")
+    if "groups" in given:
+        raise ConfigError(f"--groups: run {run} records its layer groups {t.layer_groups}; drop the flag")
+    args.groups, args.num_classes = t.layer_groups, cfg.space.num_classes
+    if args.out is None:
+        from lwsl_ds.config.layout import beside_supernet
+
+        args.out = str(beside_supernet(run, cfg, "memory"))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, account every strategy, write report.md / report.json / PNGs."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -145,10 +198,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overhead-mib", type=float, default=None,
                     help=f"device-level view without GPU: fixed overhead added to every strategy (default "
                          f"memory.device_overhead_mib, {DEFAULT_OVERHEAD_MIB:g})")
-    ap.add_argument("--out", default=None, help="output folder (default runs/memory/report)")
+    ap.add_argument("--out", default=None, help="output folder (default: memory/ of the experiment with --config or "
+                                                "--run, else runs/memory/report)")
+    ap.add_argument("--run", default=None, help="training run (super-net) folder: its space, resolution, batch, "
+                                                "groups, objective, ZeRO stage and precision, as recorded")
     args = ap.parse_args(argv)
 
     try:
+        if args.run:
+            if args.config is not None:
+                raise ConfigError("--run and --config: pass one (--run reads the run's recorded config)")
+            _from_run(args, ap, sys.argv[1:] if argv is None else argv)
         fixed_groups = _fill_from_config(args)
         cfg = from_dict(MemoryConfig, {"strategies": args.strategies, "batch_sizes": args.batch,
                                        "resolution": args.resolution, "rng": args.rng, "budget_mib": args.budget_mib,
@@ -158,8 +218,9 @@ def main(argv: list[str] | None = None) -> int:
                         "memory")
         from lwsl_ds.space import load_space
 
-        space = load_space(args.space, resolution=cfg.resolution)
-        groups = fixed_groups if fixed_groups is not None else _split(space.num_layers, args.groups)
+        space = load_space(args.space, resolution=cfg.resolution, num_classes=getattr(args, "num_classes", None))
+        groups = (fixed_groups if fixed_groups is not None else args.groups if isinstance(args.groups, list)
+                  else _split(space.num_layers, args.groups))
         bad = [g for g in cfg.checkpoint_groups if g >= len(groups)]
         if bad:
             raise ConfigError(f"--checkpoint-groups: {bad} out of range for {len(groups)} groups")

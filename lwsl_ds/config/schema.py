@@ -115,7 +115,14 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__} {_short(value)}")
         kt, vt = get_args(tp)
-        return {_convert(k, kt, f"{path}.<key>"): _convert(v, vt, f"{path}.{k}") for k, v in value.items()}
+
+        def key(k: Any) -> Any:
+            # JSON object keys are strings: a config read back from a manifest or search_config.json
+            if kt is int and isinstance(k, str) and k.lstrip("-").isdigit():
+                k = int(k)
+            return _convert(k, kt, f"{path}.<key>")
+
+        return {key(k): _convert(v, vt, f"{path}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, path)
     if tp is bool:

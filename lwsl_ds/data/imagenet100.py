@@ -12,12 +12,16 @@ Labels are the positions of the chosen wnids in sorted order. Writes ``train.txt
            classes_file: <out>/classes.txt}
 
     python -m lwsl_ds.data.imagenet100 --root /data/imagenet --out runs/imagenet100 [--classes-file F]
+
+Bad input (a missing folder or class list, too few classes or images, a count below 1) stops the command
+with one ``error: ...`` line and exit status 2, as the launchers do.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import zlib
 from pathlib import Path
 from typing import Optional
@@ -42,9 +46,17 @@ def build(root: str | os.PathLike, out: str | os.PathLike, *, num_classes: int =
     if not train_dir.is_dir():
         raise DataError(f"{train_dir}: ImageNet train folder is missing (expected {root}/train/<wnid>/)")
     if val_from not in ("train", "val"):
-        raise ValueError(f"val_from must be 'train' or 'val', got {val_from!r}")
+        raise DataError(f"val_from must be 'train' or 'val', got {val_from!r}")
+    for name, value in (("num_classes", num_classes), ("train_per_class", train_per_class),
+                        ("val_per_class", val_per_class)):
+        if value < 1:
+            raise DataError(f"{name}: must be >= 1, got {value}")
     available = sorted(e.name for e in os.scandir(train_dir) if e.is_dir())
+    if not available:
+        raise DataError(f"{train_dir}: no class folders (expected {train_dir}/<wnid>/*.JPEG)")
     if classes_file is not None:
+        if not Path(classes_file).is_file():
+            raise DataError(f"{classes_file}: class list file not found")
         lines = Path(classes_file).read_text(encoding="utf-8").splitlines()
         wanted = [w.split()[0] for w in lines if w.strip() and not w.startswith("#")]
         missing = sorted(set(wanted) - set(available))
@@ -85,8 +97,8 @@ def build(root: str | os.PathLike, out: str | os.PathLike, *, num_classes: int =
     return paths
 
 
-def main(argv: list[str] | None = None) -> None:
-    """CLI: write the ImageNet-100 file lists."""
+def main(argv: list[str] | None = None) -> int:
+    """CLI: write the ImageNet-100 file lists; bad input is one ``error:`` line and exit status 2."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--root", required=True, help="ImageNet folder holding train/<wnid>/ (and val/<wnid>/)")
     p.add_argument("--out", required=True, help="folder for train.txt, val.txt, classes.txt")
@@ -98,10 +110,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--val-from", choices=["train", "val"], default="train",
                    help="hold val images out of the train folder (default) or take them from val/")
     a = p.parse_args(argv)
-    paths = build(a.root, a.out, num_classes=a.num_classes, train_per_class=a.train_per_class,
-                  val_per_class=a.val_per_class, seed=a.seed, classes_file=a.classes_file, val_from=a.val_from)
+    try:
+        paths = build(a.root, a.out, num_classes=a.num_classes, train_per_class=a.train_per_class,
+                      val_per_class=a.val_per_class, seed=a.seed, classes_file=a.classes_file, val_from=a.val_from)
+    except (DataError, OSError) as e:  # OSError: an unreadable folder or an output folder that cannot be written
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print("wrote " + ", ".join(str(v) for v in paths.values()))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -68,8 +68,8 @@ def train_layer_parallel(cfg, ds: Mapping[str, Any], par: ParallelConfig, *, res
     from ..common.checkpoint import write_atomic
     from ..common.dist import device, init_distributed
     from ..common.seeding import seed_everything
-    from ..config import to_dict
     from ..config.ds_config import micro_batch_size, validate_ds_config
+    from ..config.recorded import recorded_yaml, resolve_num_classes, resolve_run_config
     from ..data import build_loader
     from ..objectives import get_objective
     from ..space import SuperNet, load_space
@@ -111,8 +111,7 @@ def train_layer_parallel(cfg, ds: Mapping[str, Any], par: ParallelConfig, *, res
         info = [{"spe": spe, "total": total, "num_classes": loader.num_classes}]
     td.broadcast_object_list(info, src=0)
     spe, total, num_classes = info[0]["spe"], info[0]["total"], info[0]["num_classes"]
-    if cfg.space.num_classes is None and t.objective == "ce" and num_classes != space.num_classes:
-        space = space.with_overrides(num_classes=num_classes)
+    space = resolve_num_classes(space, cfg, num_classes)  # the data's class count unless the config sets one
     objective = get_objective(t.objective, space.num_classes, proj_dim=t.proj_dim, temperature=t.temperature,
                               mlp=t.mlp_decoder, label_smoothing=t.label_smoothing)
     seed = cfg.seed * 1000 + t.seed
@@ -131,7 +130,8 @@ def train_layer_parallel(cfg, ds: Mapping[str, Any], par: ParallelConfig, *, res
                                    backend=backend, job_name=cfg.name, monitor_dir=run_dir / "monitor")
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        recorded = resolve_run_config(cfg, space=space, data_resolution=data_cfg.out_resolution, groups=groups)
+        write_atomic(run_dir / "config.yaml", recorded_yaml(cfg, recorded))
         write_atomic(run_dir / "ds_config.json", json.dumps(dict(ds), indent=1))
         write_atomic(run_dir / "parallel.yaml", yaml.safe_dump(dataclasses.asdict(par), sort_keys=False))
         if secs is not None or not saved.exists():
