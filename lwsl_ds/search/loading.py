@@ -155,12 +155,13 @@ def experiment_for_run(run_dir: str | Path, config: Optional[str | Path] = None,
     ``overrides`` on top; conflicts with the run's identity are refused (``lwsl_ds/config/recorded.py``)."""
     from ..config.recorded import merge_with_run
 
+    given = _given(config, overrides)  # the caller's own file first: its errors name it, before the run is read
     own = recorded_config(run_dir)
     if own is None and config is None:
         raise ConfigError(f"--checkpoint {run_dir}: the run records no config ({' or '.join(CONFIG_FILES)}); "
                           "pass --config")
     where = str(config) if config is not None else f"{run_dir} (recorded config)"
-    return _parse(merge_with_run(own, _given(config, overrides), where=where), where)
+    return _parse(merge_with_run(own, given, where=where), where)
 
 
 def experiment_for_arch(arch: str | Path, config: Optional[str | Path] = None,

@@ -26,7 +26,7 @@ BATCH = 2
 def _experiment(tmp, lists: dict, truth, exp) -> str:
     """The one experiment YAML, given to training only; later phases read it from the run."""
     doc = {
-        "name": "supernet", "run_root": str(exp), "seed": 0,
+        "name": exp.name, "run_root": str(exp.parent), "seed": 0,
         "space": {"name": "paper"},  # resolution and class count left to the run to resolve
         "data": {"source": "filelist", "root": str(tmp / "imagenet"), "train_list": str(lists["train"]),
                  "val_list": str(lists["val"]), "classes_file": str(lists["classes"]), "backend": "dali",
@@ -76,7 +76,7 @@ def test_paper_space_224px_every_phase_loads_the_one_before(tmp_path, request, m
     monkeypatch.setenv("LWSL_DS_CACHE_DIR", str(tmp_path / "cache"))  # rank's cost table: here, not in ~/.cache
     run(times, "train ce", PY, REPO / "launchers/train.py", "--ds_config", ds, "--config", cfg)
     run(times, "train infonce", PY, REPO / "launchers/train.py", "--ds_config", ds, "--config", cfg,
-        "name=supernet_infonce", "train.objective=infonce", "train.max_steps=1")
+        "--run_dir", exp / "supernet_infonce", "train.objective=infonce", "train.max_steps=1")
     sup, nce = exp / "supernet", exp / "supernet_infonce"
 
     # ---- search on the CE run: only where the run is and where to write (a 1000-class rebuild fails here)
@@ -117,7 +117,7 @@ def test_paper_space_224px_every_phase_loads_the_one_before(tmp_path, request, m
 
     # ---- the report over every phase
     run(times, "report", PY, "-m", "lwsl_ds.cli", "report", exp)
-    md = (exp / "report.md").read_text()
+    md = (exp / "report" / "report.md").read_text()
     for missing in ("did not run", "no supernet/metrics.jsonl"):
         assert missing not in md, md[:3000]
     assert "space.num_classes | 6" in md, md[:3000]
@@ -147,7 +147,7 @@ def test_other_class_count_then_search_rank_retrain_report_without_repeating(tmp
     exp = tmp_path / "exp"
     cfg = tmp_path / "experiment.yaml"
     cfg.write_text(yaml.safe_dump({
-        "name": "supernet", "run_root": str(exp),
+        "name": exp.name, "run_root": str(exp.parent),
         "space": {"name": "demo"},
         "data": {"source": "folder", "root": str(data), "backend": "torchvision", "num_workers": 0},
         "train": {"strategy": "non_greedy", "max_steps": 2, "layer_groups": "auto", "auto_groups": 2,
@@ -183,6 +183,6 @@ def test_other_class_count_then_search_rank_retrain_report_without_repeating(tmp
             "--out", exp / "memory", expect=2)
     assert r.stderr.strip() == f"error: --resolution 64 conflicts with run {sup} (32); drop the flag, --run sets it"
     run(times, "report", PY, "-m", "lwsl_ds.cli", "report", exp)
-    md = (exp / "report.md").read_text()
+    md = (exp / "report" / "report.md").read_text()
     assert "space.num_classes | 3" in md and "retraining did not run" not in md and "search did not run" not in md
     print(f"\nphase wall times (s): {times}, total {sum(times.values()):.0f} s")

@@ -200,7 +200,7 @@ CASES = [
                                                    "search.mutations=1", "search.crossovers=1"),
          ("search_state.json", "corrupt", "--restart"),
          damage=lambda c, r: ((c.tmp / "search").mkdir(), (c.tmp / "search/search_state.json").write_text("{"))),
-    Case("rank_checkpoint_missing", lambda c: _rank(c, c.tmp / "nope", "rank.truth=x.csv"), ("x.csv",)),
+    Case("rank_checkpoint_missing", lambda c: _rank(c, c.tmp / "nope", "rank.truth=x.csv"), ("nope", "no such")),
     Case("rank_yaml_duplicate", lambda c: [PY, str(LAUNCH / "rank.py"), "--config",
                                            str(_cfg(c, "rank: {seed: 1, seed: 2}\n")), "--checkpoint", str(c.root)],
          ("exp.yaml", "'seed' is given twice")),
