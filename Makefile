@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.lwsl-env-ok
 PYTEST_ARGS ?=
 
-.PHONY: env demo test test-fast system-deps clean-env help
+.PHONY: env demo test test-fast system-deps clean-env help mutation
 
 help:
 	@echo "make demo   - create the environment if missing, then run the end-to-end demo"
@@ -44,6 +44,32 @@ test: env system-deps
 
 test-fast: env
 	$(PY) -m pytest -m "not slow and not slurm" $(PYTEST_ARGS)
+
+# Mutation testing, not part of `make test`: mutmut (pinned in requirements/mutation.txt; configured in
+# setup.cfg) mutates the training step path (MUTANTS: the strategies' step code and the reference backend's
+# step) and runs the fast reference-backend tests covering each mutant; prints the kill rate and every
+# survivor. About 30-60 min on a 2-core machine (docs/testing.md); MUTATION_JOBS parallel test processes.
+MUTATION_JOBS ?= 2
+MUTANTS := 'lwsl_ds.strategies.base.x_step_rng__mutmut_*' \
+	'lwsl_ds.strategies.layerwise.*LayerwiseStrategy*step__mutmut_*' \
+	'lwsl_ds.strategies.layerwise.*LayerwiseStrategy*train_layer__mutmut_*' \
+	'lwsl_ds.strategies.layerwise.*LayerwiseStrategy*train_stem__mutmut_*' \
+	'lwsl_ds.strategies.layerwise.*LayerwiseStrategy*backward_calls__mutmut_*' \
+	'lwsl_ds.strategies.greedy.*Greedy*_loss__mutmut_*' \
+	'lwsl_ds.strategies.non_greedy.*NonGreedy*_loss__mutmut_*' \
+	'lwsl_ds.strategies.non_greedy.*NonGreedy*rng_draws__mutmut_*' \
+	'lwsl_ds.strategies.spos.*SPOS*step__mutmut_*' \
+	'lwsl_ds.strategies.spos.*SPOS*_segment__mutmut_*' \
+	'lwsl_ds.strategies.readonly.x_read_only_call__mutmut_*' \
+	'lwsl_ds.engines.reference.*ReferenceBackend*step__mutmut_*' \
+	'lwsl_ds.engines.reference.*ReferenceBackend*backward__mutmut_*' \
+	'lwsl_ds.engines.reference.*ReferenceBackend*freeze__mutmut_*'
+
+mutation: env
+	$(PIP) install -q --disable-pip-version-check -r requirements/mutation.txt
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS) > mutants.log 2>&1 || (tail -c 3000 mutants.log; exit 1)
+	$(PY) tests/oracle/mutation_report.py $(MUTANTS)
 
 clean-env:
 	rm -rf $(VENV)

@@ -79,5 +79,7 @@ def test_engines_match_reference_adam_zero12(strategy, stage):
     ref_cfg["optimizer"]["params"]["eps"] = 1e-3
     ref, rb, _ = train("reference", strategy, ref_cfg, steps=3)
     ds, db, _ = train("deepspeed", strategy, cfg, steps=3)
-    assert max_state_diff(ref, ds) < 2e-6
+    # Noise floor (parameters and buffers) measured 3.0e-7 with 1 thread, up to ~8e-7 with others: 1e-5 keeps
+    # >= 10x margin. Algorithm errors are the oracle tests' job (tests/oracle, float64, docs/testing.md).
+    assert max_state_diff(ref, ds) < 1e-5
     assert rb.lr() == pytest.approx(db.lr())
