@@ -55,9 +55,9 @@ def data(steps: int, views: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(x.double(), y) for x, y in batches(steps, views=views)]
 
 
-@functools.lru_cache(maxsize=None)
-def _oracle_state(strategy: str, objective: str, opt: str, no_bn: bool, steps: int) -> dict:
-    net = f64_net(objective, no_bn)
+def oracle_train(net: SuperNet, strategy: str, opt: str, steps: int = STEPS) -> None:
+    """``oracle.train`` with the tests' batches, optimizer and cosine schedule, on 1 thread (tiny tensors: a
+    second thread only adds contention on a busy 2-core machine, as in harness.train)."""
     cfg = {"adam": adam, "sgd": sgd}[opt]()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -66,6 +66,12 @@ def _oracle_state(strategy: str, objective: str, opt: str, no_bn: bool, steps: i
                      total_steps=10)
     finally:
         torch.set_num_threads(threads)
+
+
+@functools.lru_cache(maxsize=None)
+def _oracle_state(strategy: str, objective: str, opt: str, no_bn: bool, steps: int) -> dict:
+    net = f64_net(objective, no_bn)
+    oracle_train(net, strategy, opt, steps)
     return {k: v.clone() for k, v in net.state_dict().items()}
 
 

@@ -18,7 +18,7 @@ from lwsl_ds.strategies import get_strategy, step_rng
 from tests.engines.harness import ds_config, state_diffs, train
 from tests.oracle import oracle
 from tests.oracle.compare import (GROUPS, STEPS, STRATEGIES, TOL_ADAM, TOL_SGD, TOL_ZERO12, UNEVEN, adam,
-                                  assert_matches_oracle, data, f64_net, oracle_net, sgd)
+                                  assert_matches_oracle, data, f64_net, oracle_net, oracle_train, sgd)
 
 
 def test_oracle_draws_follow_the_shared_rule():
@@ -186,3 +186,32 @@ def test_one_step_gradients_equal_oracle(kind: str, stage: int, strategy: str) -
     assert big > 1e-2
     tol = TOL_ZERO12 if stage else TOL_SGD
     assert worst <= tol, f"gradient of {name} differs from the oracle's by {worst:.3e}"
+
+
+def _three_layer_net(tmp_path) -> torch.nn.Module:
+    """The demo space cut to 3 layers, whose neighbours differ: layer 1 has a skip choice, layers 0 and 2 not."""
+    import yaml
+
+    from lwsl_ds.objectives import get_objective
+    from lwsl_ds.space import SuperNet, load_space
+    from lwsl_ds.space.spec import preset_path
+
+    spec = yaml.safe_load(preset_path("demo").read_text())
+    spec["stages"][1]["layers"] = 1
+    path = tmp_path / "three.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    space = load_space(str(path), resolution=16)
+    torch.manual_seed(0)
+    return SuperNet(space, get_objective("ce", space.num_classes, proj_dim=8)).double()
+
+
+def test_reference_non_greedy_draws_from_the_next_layer(tmp_path) -> None:
+    """In the demo space layers i-1 and i+1 offer the same choices, so a draw from the wrong neighbour would
+    pass every other test; here they differ."""
+    net = _three_layer_net(tmp_path)
+    lists = [tuple(layer.choices) for layer in net.space.layers]
+    assert lists[1] != lists[0] == lists[2]
+    twin = _three_layer_net(tmp_path)
+    train("reference", "non_greedy", sgd(), steps=STEPS, net=net)
+    oracle_train(twin, "non_greedy", "sgd")
+    assert_matches_oracle(net, twin, TOL_SGD)
