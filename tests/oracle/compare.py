@@ -55,7 +55,7 @@ def data(steps: int, views: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(x.double(), y) for x, y in batches(steps, views=views)]
 
 
-def oracle_train(net: SuperNet, strategy: str, opt: str, steps: int = STEPS) -> None:
+def oracle_train(net: SuperNet, strategy: str, opt: str, steps: int = STEPS, from_input: bool = False) -> None:
     """``oracle.train`` with the tests' batches, optimizer and cosine schedule, on 1 thread (tiny tensors: a
     second thread only adds contention on a busy 2-core machine, as in harness.train)."""
     cfg = {"adam": adam, "sgd": sgd}[opt]()
@@ -63,7 +63,7 @@ def oracle_train(net: SuperNet, strategy: str, opt: str, steps: int = STEPS) -> 
     torch.set_num_threads(1)
     try:
         oracle.train(net, strategy, oracle.optimizer_from(cfg["optimizer"]), data(steps, net.objective.views),
-                     total_steps=10)
+                     total_steps=10, from_input=from_input)
     finally:
         torch.set_num_threads(threads)
 

@@ -37,12 +37,15 @@ def read_only(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return twin(x)
 
 
-def _mean(ys: list[torch.Tensor]) -> torch.Tensor:
-    """x_{i+1} = (1/m) sum_j y_ij, from detached outputs (Alg. 1/2 line 11)."""
-    return torch.stack([y.detach() for y in ys]).mean(0)
+def _next_input(x: torch.Tensor, ys: list[torch.Tensor], from_input: bool) -> torch.Tensor:
+    """x_{i+1} = (1/m) sum_j y_ij from detached outputs (Alg. 1/2 line 11), started from 0 (Alg. 1 line 6) or,
+    with ``from_input``, from x_i (Alg. 2 line 6) where the shape allows it."""
+    mean = torch.stack([y.detach() for y in ys]).mean(0)
+    return x + mean if from_input and mean.shape == x.shape else mean
 
 
-def spos_losses(net, images: torch.Tensor, labels: torch.Tensor, rng: random.Random) -> list[torch.Tensor]:
+def spos_losses(net, images: torch.Tensor, labels: torch.Tensor, rng: random.Random,
+                from_input: bool = False) -> list[torch.Tensor]:
     """SPOS: one path drawn uniformly (one draw per layer, in layer order), end-to-end loss through the head."""
     arch = [rng.choice(layer.choices) for layer in net.space.layers]
     x = net.stem(images)
@@ -51,7 +54,8 @@ def spos_losses(net, images: torch.Tensor, labels: torch.Tensor, rng: random.Ran
     return [net.objective.loss(net.head(x), labels)[0]]
 
 
-def greedy_losses(net, images: torch.Tensor, labels: torch.Tensor, rng: random.Random) -> list[torch.Tensor]:
+def greedy_losses(net, images: torch.Tensor, labels: torch.Tensor, rng: random.Random,
+                  from_input: bool = False) -> list[torch.Tensor]:
     """Alg. 1: the stem's loss via its decoder, then L_i(g_i(f_ij(x_i))) for every layer i and choice j."""
     loss = net.objective.loss
     h = net.stem(images)
@@ -60,11 +64,12 @@ def greedy_losses(net, images: torch.Tensor, labels: torch.Tensor, rng: random.R
     for i, layer in enumerate(net.space.layers):
         ys = [net.choice(i, j)(x) for j in layer.choices]
         losses += [loss(net.decoder_of(i)(y), labels)[0] for y in ys]
-        x = _mean(ys)
+        x = _next_input(x, ys, from_input)
     return losses
 
 
-def non_greedy_losses(net, images: torch.Tensor, labels: torch.Tensor, rng: random.Random) -> list[torch.Tensor]:
+def non_greedy_losses(net, images: torch.Tensor, labels: torch.Tensor, rng: random.Random,
+                      from_input: bool = False) -> list[torch.Tensor]:
     """Alg. 2: L_{i+1}(g_{i+1}(f~_{i+1}(f_ij(x_i)))) with f~ drawn per (i, j) and read-only; the last layer
     uses the head. The stem is layer -1: L(g_0(f~_0(stem(x)))). Draws: the stem's first, then (i, j) in order."""
     loss, layers, n = net.objective.loss, net.space.layers, net.num_layers
@@ -82,7 +87,7 @@ def non_greedy_losses(net, images: torch.Tensor, labels: torch.Tensor, rng: rand
             else:
                 losses.append(loss(net.head(y), labels)[0])
             ys.append(y)
-        x = _mean(ys)
+        x = _next_input(x, ys, from_input)
     return losses
 
 
@@ -149,8 +154,10 @@ def optimizer_from(cfg: dict):
     raise ValueError(f"oracle: optimizer {cfg} not modelled (SGD, or Adam with adam_w_mode false)")
 
 
-def train(net, strategy: str, optimizer, batches, *, seed: int = 0, total_steps: int | None = None) -> list[float]:
-    """Train ``net`` in place for ``len(batches)`` steps; lr cosine over ``total_steps`` (None: constant).
+def train(net, strategy: str, optimizer, batches, *, seed: int = 0, total_steps: int | None = None,
+          from_input: bool = False) -> list[float]:
+    """Train ``net`` in place for ``len(batches)`` steps; lr cosine over ``total_steps`` (None: constant);
+    ``from_input``: layer inputs start from the previous input (``train.layer_input_init: input``).
 
     Per step: zero gradients, sum every local loss, one backward, one update of each parameter that got a
     gradient. Returns the summed loss of each step.
@@ -160,7 +167,7 @@ def train(net, strategy: str, optimizer, batches, *, seed: int = 0, total_steps:
     for t, (images, labels) in enumerate(batches):
         for p in params:
             p.grad = None
-        total = sum(LOSSES[strategy](net, images, labels, draws(seed, t)))
+        total = sum(LOSSES[strategy](net, images, labels, draws(seed, t), from_input))
         total.backward()
         lr = optimizer.lr if total_steps is None else cosine_lr(optimizer.lr, t, total_steps)
         optimizer.step(params, lr)

@@ -215,3 +215,18 @@ def test_reference_non_greedy_draws_from_the_next_layer(tmp_path) -> None:
     train("reference", "non_greedy", sgd(), steps=STEPS, net=net)
     oracle_train(twin, "non_greedy", "sgd")
     assert_matches_oracle(net, twin, TOL_SGD)
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "non_greedy"])
+def test_reference_layer_input_from_input_equals_oracle(strategy: str) -> None:
+    """``train.layer_input_init: input`` (Alg. 2 line 6 read literally): x_{i+1} = x_i + mean where shapes match."""
+    from lwsl_ds.engines import ReferenceBackend
+
+    net, twin = f64_net(), f64_net()
+    strat = get_strategy(strategy, layer_input_init="input")
+    backend = ReferenceBackend(net, strat, sgd(), total_steps=10)
+    for t, (x, y) in enumerate(data(STEPS, 1)):
+        strat.step(net, x, y, backend, step_rng(0, t))
+    oracle_train(twin, strategy, "sgd", from_input=True)
+    assert_matches_oracle(net, twin, TOL_SGD)
+    assert max(state_diffs(twin, oracle_net(strategy, opt="sgd")).values()) > 1e-3  # the option mattered
