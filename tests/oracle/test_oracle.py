@@ -54,8 +54,12 @@ def test_oracle_trains_and_moves_bn_statistics():
 @pytest.mark.parametrize("objective,opt", [("ce", "adam"), ("ce", "sgd"), ("infonce", "adam")])
 def test_reference_backend_equals_oracle(strategy: str, objective: str, opt: str) -> None:
     cfg = {"adam": adam, "sgd": sgd}[opt]()
-    net, _, _ = train("reference", strategy, cfg, steps=STEPS, objective=objective, net=f64_net(objective))
+    net, _, outs = train("reference", strategy, cfg, steps=STEPS, objective=objective, net=f64_net(objective))
     assert_matches_oracle(net, oracle_net(strategy, objective, opt), TOL_ADAM if opt == "adam" else TOL_SGD)
+    for out in outs:  # the logged metrics: a tensor each, losses positive, accuracies in [0, 1]
+        for key, v in out.items():
+            assert torch.is_tensor(v) and bool(torch.isfinite(v.double()).all()), key
+            assert key == "arch" or (float(v) > 0 if key.startswith("loss/") else 0 <= float(v) <= 1), key
 
 
 def tol_for(stage: int, opt: str) -> float:
