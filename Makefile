@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.lwsl-env-ok
 PYTEST_ARGS ?=
 
-.PHONY: env demo test test-fast system-deps clean-env help gpu-check
+.PHONY: env demo test test-fast system-deps clean-env help gpu-check mutation
 
 help:
 	@echo "make demo   - create the environment if missing, then run the end-to-end demo"
@@ -51,6 +51,23 @@ test-fast: env
 gpu-check:
 	@if [ -x "$(PY)" ]; then py="$(PY)"; elif python3 -c "import torch" 2>/dev/null; then py=python3; \
 	else $(MAKE) env && py="$(PY)"; fi; $$py -m lwsl_ds.gpucheck $(GPU_CHECK_ARGS)
+
+# Mutation testing, not part of `make test`: mutmut (pinned in requirements/mutation.txt; configured in
+# setup.cfg) mutates the layer-wise step (MUTANTS: mutant-name patterns, i.e. functions; docs/testing.md
+# lists a wider set) and runs the fast reference-backend tests covering each mutant; prints the kill rate
+# and every survivor. Duration and results: docs/testing.md.
+MUTATION_JOBS ?= 2
+MUTANTS ?= 'lwsl_ds.strategies.base.x_step_rng__mutmut_*' \
+	'lwsl_ds.strategies.layerwise.*LayerwiseStrategy*train_layer__mutmut_*' \
+	'lwsl_ds.strategies.greedy.*Greedy*choice_loss__mutmut_*' \
+	'lwsl_ds.strategies.non_greedy.*NonGreedy*choice_loss__mutmut_*' \
+	'lwsl_ds.strategies.non_greedy.*NonGreedy*rng_draws__mutmut_*'
+
+mutation: env
+	$(PIP) install -q --disable-pip-version-check -r requirements/mutation.txt
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS) > mutants.log 2>&1 || (tail -c 3000 mutants.log; exit 1)
+	$(PY) tests/oracle/mutation_report.py $(MUTANTS)
 
 clean-env:
 	rm -rf $(VENV)

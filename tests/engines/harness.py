@@ -71,11 +71,30 @@ def _train(kind, strategy, cfg, steps, *, layer_groups, objective, rank, seed, n
     strat = get_strategy(strategy)
     backend = build_backend(kind, net, strat, copy.deepcopy(cfg), layer_groups=layer_groups, total_steps=10, **kw)
     outs = []
+    dtype = next(net.parameters()).dtype  # a float64 net gets float64 images (the oracle tests)
     for step, (x, y) in enumerate(batches(steps, rank, views=net.objective.views)):
-        outs.append(strat.step(net, x, y, backend, step_rng(seed, step)))
+        outs.append(strat.step(net, x.to(dtype), y, backend, step_rng(seed, step)))
     return net, backend, outs
 
 
 def max_param_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
     """Largest absolute difference over all parameters of two nets of equal structure."""
     return max(float((p.detach() - q.detach()).abs().max()) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def state_diffs(a: torch.nn.Module, b: torch.nn.Module) -> dict[str, float]:
+    """Per state_dict entry (parameters and buffers: BN running mean/var, num_batches_tracked), the largest
+    absolute difference of two nets of equal structure; integer buffers are compared as numbers."""
+    sa, sb = a.state_dict(), b.state_dict()
+    if sa.keys() != sb.keys():
+        raise ValueError(f"nets differ in structure: {sorted(sa.keys() ^ sb.keys())[:5]}")
+    return {k: float((sa[k].double() - sb[k].double()).abs().max()) if sa[k].numel() else 0.0 for k in sa}
+
+
+def max_state_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    """Largest absolute difference over all parameters *and* buffers of two nets of equal structure.
+
+    A strategy that runs a choice's forward twice updates its BN running statistics twice with the same
+    parameters: only the buffers show it.
+    """
+    return max(state_diffs(a, b).values())

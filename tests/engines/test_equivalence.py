@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.engines.harness import ds_config, max_param_diff, train
+from tests.engines.harness import ds_config, max_state_diff, train
 
 STRATEGIES = ["spos", "greedy", "non_greedy"]
 
@@ -29,7 +29,7 @@ def test_engines_match_reference_sgd(strategy, stage):
     ref, _, ref_out = train("reference", strategy, sgd_config(0), steps=3)
     ds, backend, ds_out = train("deepspeed", strategy, sgd_config(stage), steps=3)
     assert backend.global_steps == 3
-    assert max_param_diff(ref, ds) < 1e-6
+    assert max_state_diff(ref, ds) < 1e-6
     assert ref_out[0].keys() == ds_out[0].keys()
 
 
@@ -37,7 +37,7 @@ def test_engines_match_reference_sgd(strategy, stage):
 def test_engines_match_reference_adam_zero0_exact(strategy):
     ref, rb, _ = train("reference", strategy, ds_config(0), steps=3)
     ds, db, _ = train("deepspeed", strategy, ds_config(0), steps=3)
-    assert max_param_diff(ref, ds) == 0.0
+    assert max_state_diff(ref, ds) == 0.0
     assert rb.lr() == pytest.approx(db.lr())  # the cosine schedule advanced identically
 
 
@@ -51,21 +51,21 @@ def test_layer_groups_match_reference(strategy, groups):
                            group_overrides={0: {"zero_optimization": {"stage": 1}}})
     assert len(backend.engines) > 1
     assert backend.configs[0]["zero_optimization"]["stage"] == 1
-    assert max_param_diff(ref, ds) < 1e-6
+    assert max_state_diff(ref, ds) < 1e-6
 
 
 def test_gradient_clipping_per_group_matches_reference():
     ref, _, _ = train("reference", "greedy", sgd_config(0, clip=0.05), steps=2)
     ds, _, _ = train("deepspeed", "greedy", sgd_config(0, clip=0.05), steps=2)
     noclip, _, _ = train("reference", "greedy", sgd_config(0), steps=2)
-    assert max_param_diff(ref, ds) < 1e-5
-    assert max_param_diff(ref, noclip) > 1e-3  # clipping was active
+    assert max_state_diff(ref, ds) < 1e-5
+    assert max_state_diff(ref, noclip) > 1e-3  # clipping was active
 
 
 def test_infonce_objective_trains_through_engines():
     ref, _, out_r = train("reference", "non_greedy", sgd_config(0), steps=2, objective="infonce")
     ds, _, out_d = train("deepspeed", "non_greedy", sgd_config(2), steps=2, objective="infonce")
-    assert max_param_diff(ref, ds) < 1e-6
+    assert max_state_diff(ref, ds) < 1e-6
     assert float(out_d[0]["loss/layer0"]) > 0
 
 
@@ -79,5 +79,7 @@ def test_engines_match_reference_adam_zero12(strategy, stage):
     ref_cfg["optimizer"]["params"]["eps"] = 1e-3
     ref, rb, _ = train("reference", strategy, ref_cfg, steps=3)
     ds, db, _ = train("deepspeed", strategy, cfg, steps=3)
-    assert max_param_diff(ref, ds) < 2e-6
+    # Noise floor (parameters and buffers) measured 3.0e-7 with 1 thread, up to ~8e-7 with others: 1e-5 keeps
+    # >= 10x margin. Algorithm errors are the oracle tests' job (tests/oracle, float64, docs/testing.md).
+    assert max_state_diff(ref, ds) < 1e-5
     assert rb.lr() == pytest.approx(db.lr())
