@@ -26,7 +26,8 @@ from typing import Any, Iterable
 
 from .errors import CheckpointError, DiskFullError
 
-__all__ = ["DIGESTS", "load_tensor_file", "save_tensor_file", "write_digests", "verify_digests", "secure_engine",
+__all__ = ["DIGESTS", "load_tensor_file", "save_tensor_file", "write_digests", "verify_digests", "file_sha256",
+           "check_file_sha256", "secure_engine",
            "remove_stale", "check_space"]
 
 DIGESTS = "sha256.json"
@@ -92,6 +93,23 @@ def save_tensor_file(obj: Any, path: str | Path, **kwargs: Any) -> None:
     except (RuntimeError, OSError) as e:
         check_space(path, e)
         raise
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of one file, read in 1 MiB blocks."""
+    return _sha256(Path(path))
+
+
+def check_file_sha256(path: Path, marker: Path) -> None:
+    """Check ``path`` against the ``sha256`` of a JSON marker written after it (layer-parallel rank files)."""
+    try:
+        want = json.loads(marker.read_text(encoding="utf-8"))["sha256"]
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise CheckpointError(f"{marker}: missing or without the sha256 of {path.name} (written by an older version "
+                              "or incomplete); start a new run (another name=)") from None
+    if not path.is_file() or _sha256(path) != want:
+        raise CheckpointError(f"{path}: does not match the sha256 in {marker.name} (altered or truncated); "
+                              "the checkpoint is not loaded")
 
 
 def _sha256(path: Path) -> str:

@@ -16,6 +16,7 @@ Example (every rank of a ``torchrun --nproc_per_node 2`` job)::
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -253,9 +254,12 @@ class LayerParallelTrainer:
         d.mkdir(parents=True, exist_ok=True)
         r = self.topo.rank
         tmp = d / f"rank{r}.pt.tmp"
-        torch.save(self.state_dict(), tmp)
+        from ..common.safe_io import file_sha256, save_tensor_file
+
+        save_tensor_file(self.state_dict(), tmp)
         os.replace(tmp, d / f"rank{r}.pt")
-        (d / f"rank{r}.done").write_text(str(self.step_count))
+        # the marker, written last, holds the file's SHA-256: load() checks it before reading anything
+        (d / f"rank{r}.done").write_text(json.dumps({"step": self.step_count, "sha256": file_sha256(d / f"rank{r}.pt")}))
         self.prune(Path(ckpt_dir), keep)
         return d
 
@@ -287,8 +291,9 @@ class LayerParallelTrainer:
             raise FileNotFoundError(f"{ckpt_dir}: no checkpoint tag that every one of the "
                                     f"{self.topo.world_size} ranks completed")
         path = Path(ckpt_dir) / tag / f"rank{self.topo.rank}.pt"
-        from ..common.safe_io import load_tensor_file
+        from ..common.safe_io import check_file_sha256, load_tensor_file
 
+        check_file_sha256(path, path.with_suffix(".done"))
         state = load_tensor_file(path, map_location=self.device)
         if state["groups"] != self.plan.groups or state["world_size"] != self.topo.world_size:
             raise ConfigError(f"{path}: saved with layer groups {state['groups']} on {state['world_size']} ranks; "

@@ -163,3 +163,22 @@ def test_debug_flag_and_env_show_the_traceback_still_exit_2(tmp_path):
         assert r.returncode == 2 and r.stderr.rstrip().splitlines()[-1].startswith("error: "), r.stderr
     assert "Traceback" not in plain.stderr
     assert "Traceback" in debug.stderr and "Traceback" in env_debug.stderr
+
+
+def test_layer_parallel_rank_file_is_checked_against_its_marker(tmp_path):
+    """A layer-parallel rank file is loaded only if it matches the SHA-256 its ``.done`` marker recorded."""
+    import json
+
+    from lwsl_ds.common.errors import CheckpointError
+    from lwsl_ds.common.safe_io import check_file_sha256, file_sha256
+
+    f, marker = tmp_path / "rank0.pt", tmp_path / "rank0.done"
+    f.write_bytes(b"weights")
+    marker.write_text(json.dumps({"step": 3, "sha256": file_sha256(f)}))
+    check_file_sha256(f, marker)  # intact: no error
+    f.write_bytes(b"altered")
+    with pytest.raises(CheckpointError, match="rank0.pt: does not match"):
+        check_file_sha256(f, marker)
+    marker.write_text("3")  # a marker of an older version: no digest, refused
+    with pytest.raises(CheckpointError, match="rank0.done: missing or without the sha256"):
+        check_file_sha256(f, marker)
