@@ -29,11 +29,20 @@ def scoring_loaders(cfg: Any) -> Tuple[Any, Any]:
 
 
 def build_evaluator(supernet: Any, cfg: Any, *, device: Any = "cpu") -> Tuple[Any, Any]:
-    """The search evaluator with the ``search`` section's settings over ``scoring_loaders``; returns (evaluator, val)."""
+    """The configured estimator (``search.estimator``) over ``scoring_loaders``; returns (evaluator, val).
+
+    ``top1`` (default): the paper's Evaluator (BN recalibration + held-out top-1). ``local_acc`` /
+    ``local_loss``: :class:`LocalDecoderEvaluator` on the same held-out batches (``search.val_batches``).
+    """
     from .evaluator import Evaluator
 
     train, val = scoring_loaders(cfg)
     s = cfg.search
+    if s.estimator != "top1":
+        from .local import LocalDecoderEvaluator
+
+        return LocalDecoderEvaluator(supernet, val, kind=s.estimator, val_batches=s.val_batches,
+                                     seed=cfg.seed + s.seed, device=device), val
     ev = Evaluator(supernet, train, val, recal_batches=s.recal_batches, device=device, val_batches=s.val_batches,
                    knn_k=s.knn_k, knn_temperature=s.knn_temperature, knn_bank_batches=s.knn_bank_batches,
                    objective=None if s.objective == "auto" else s.objective)
