@@ -154,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
             _exit_preempted(preemption, s, out_dir)
 
     search.run(evaluator.score, progress=main_rank and not args.no_progress, on_generation=after_generation)
-    if main_rank:
+    if main_rank:  # the FLOPs baseline beside the pick: did the super-net change it?
+        from lwsl_ds.search.baseline import BASELINE_FILE, baseline_record
+
+        base = baseline_record(table, search.constraints, search.history, evaluator.score)
+        (out_dir / BASELINE_FILE).write_text(json.dumps(base, indent=1))
         _write_outputs(space, search, cfg, ckpt, out_dir, objective=evaluator.objective, t0=t0)
     _barrier()
     _shutdown()
@@ -192,9 +196,14 @@ def _write_outputs(space, search, cfg, ckpt: Path, out_dir: Path, *, objective: 
                 min_flops=scfg.min_flops, best=best,
                 title=f"{space.name}: {scfg.algorithm}, {search.constraints.describe()}")
     (out_dir / "search_config.json").write_text(json.dumps(to_dict(cfg), indent=1))
-    log.info("done in %.0f s: %d evaluations%s; best %s (%s) top-1 %.2f%%, %.2fM MACs -> %s",
+    from lwsl_ds.search.baseline import BASELINE_FILE, describe_baseline
+
+    base_path = out_dir / BASELINE_FILE
+    base = json.loads(base_path.read_text()) if base_path.is_file() else None
+    log.info("done in %.0f s: %d evaluations%s; best %s (%s) score %.4f (%s), %.2fM MACs -> %s; %s",
              time.time() - t0, result.evaluations, " (space exhausted)" if result.exhausted else "",
-             best["arch"], best["named"], 100 * best["score"], best[scfg.cost_metric] / 1e6, path)
+             best["arch"], best["named"], best["score"], scfg.estimator, best[scfg.cost_metric] / 1e6, path,
+             describe_baseline(base, best, scfg.cost_metric))
 
 
 def _barrier() -> None:

@@ -34,13 +34,14 @@ from torch import nn
 __all__ = ["PrefixScorer", "score_table", "load_table", "save_table"]
 
 
-def _bn_recal_forward(module: nn.Module, recal: list[torch.Tensor], val: list[torch.Tensor]
+def _bn_recal_forward(module: nn.Module, recal: list[torch.Tensor], val: list[torch.Tensor],
+                      fmt: torch.memory_format = torch.contiguous_format
                       ) -> tuple[nn.Module, list[torch.Tensor], list[torch.Tensor]]:
     """Copy ``module``, recalibrate its BNs on ``recal`` exactly as ``recalibrate_bn`` does, return the outputs.
 
     Returns (the recalibrated copy, its outputs on ``recal`` with batch statistics, its eval outputs on ``val``).
     """
-    m = copy.deepcopy(module)
+    m = copy.deepcopy(module).to(memory_format=fmt)
     m.eval()
     if recal:  # no recalibration batches: keep the trained statistics, as the Evaluator does
         for b in m.modules():
@@ -67,22 +68,24 @@ class PrefixScorer:
         if not val:
             raise ValueError("PrefixScorer: no held-out batches to score on")
         self.net, self.space = supernet, supernet.space
-        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        # channels_last: depthwise convs run ~2x faster on CPU (measured, docs/benchmarks.md); scores may then
+        # differ from the Evaluator's in the last float bits (an argmax tie can flip), not in distribution.
+        self.fmt = fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.recal = [x.contiguous(memory_format=fmt) for x in recal]
         self.val = [x.contiguous(memory_format=fmt) for x, _ in val]
         self.labels = [y.reshape(-1).long() for _, y in val]
         self.total = sum(int(y.numel()) for y in self.labels)
 
     def _top1(self, head: nn.Module, r: list[torch.Tensor], v: list[torch.Tensor]) -> float:
-        _, _, out = _bn_recal_forward(head, r, v)
+        _, _, out = _bn_recal_forward(head, r, v, self.fmt)
         return sum(int((o.argmax(1) == y).sum()) for o, y in zip(out, self.labels)) / self.total
 
     def score_prefix(self, prefix: Sequence[int], wanted: Callable[[tuple[int, ...]], bool],
                      on_arch: Callable[[str, float], None]) -> None:
         """Score every arch starting with ``prefix`` for which ``wanted(prefix_so_far)`` holds at every depth."""
-        _, r, v = _bn_recal_forward(self.net.stem, self.recal, self.val)
+        _, r, v = _bn_recal_forward(self.net.stem, self.recal, self.val, self.fmt)
         for i, k in enumerate(prefix):
-            _, r, v = _bn_recal_forward(self.net.choice(i, k), r, v)
+            _, r, v = _bn_recal_forward(self.net.choice(i, k), r, v, self.fmt)
         self._walk(tuple(prefix), r, v, wanted, on_arch)
 
     def _walk(self, prefix: tuple[int, ...], r: list[torch.Tensor], v: list[torch.Tensor],
@@ -95,7 +98,7 @@ class PrefixScorer:
             p = (*prefix, k)
             if not wanted(p):
                 continue
-            _, r2, v2 = _bn_recal_forward(self.net.choice(i, k), r, v)
+            _, r2, v2 = _bn_recal_forward(self.net.choice(i, k), r, v, self.fmt)
             self._walk(p, r2, v2, wanted, on_arch)
 
 

@@ -100,8 +100,14 @@ def _search_section(run: Path) -> Section:
     cands = read_jsonl(s / "candidates.jsonl")
     figs = [Figure(p, "top-1 vs FLOPs with the Pareto front and the limit") for p in [s / "search.png"] if p.is_file()]
     rows = [[str(i), tok] for i, tok in enumerate(str(doc.get("named", "")).split("-"))]
+    base = json.loads((s / "baseline.json").read_text()) if (s / "baseline.json").is_file() else None
+    base_txt = ([f"FLOPs baseline (largest arch under the limits{'' if base['exact'] else ', of those evaluated'}): "
+                 f"{base['arch']}, {base['flops'] / 1e6:.2f}M MACs, super-net score {base['score']:.4f}"
+                 + (" - the same arch as the search's pick." if str(base["arch"]) == str(doc.get("arch"))
+                    else " - the super-net changed the pick.")] if base else [])
     return Section("Search", [f"{len(cands)} candidates evaluated; best arch {doc.get('arch')} "
-                              f"({ {k: v for k, v in doc.items() if k in ('score', 'flops', 'params')} })."],
+                              f"({ {k: v for k, v in doc.items() if k in ('score', 'flops', 'params')} }).",
+                              *base_txt],
                    [Table(["layer", "choice"], rows, caption="final architecture")], figs)
 
 

@@ -33,6 +33,10 @@ class SearchConfig:
                      "held-out top-1); local_acc / local_loss = mean over layers of each chosen choice's local "
                      "decoder top-1 / minus its cross-entropy on held-out data (ce super-nets; one table, no "
                      "forward pass per arch)")
+    score_table: Optional[str] = spec(None, help="score-table JSON (bench/ranking_nasbench_macro.py, "
+                                                 "lwsl_ds.ranking.table) of this super-net and estimator: "
+                                                 "candidates are looked up instead of re-scored; an arch "
+                                                 "missing from it is an error")
     recal_batches: int = spec(20, ge=0, help="training batches forwarded to recalibrate BN statistics "
                                              "(cumulative average) before scoring each candidate")
     val_batches: Optional[int] = spec(None, ge=1, help="score on at most this many held-out batches; null = all")
