@@ -230,8 +230,9 @@ ESTIMATORS = ("top1", "local_acc", "local_loss")
 COMMITTED = REPO / "docs" / "bench" / "ranking_nasbench_macro"   # compact results, committed, read back
 
 
-def score_tables(name: str, run: Path, budget: Budget, cfg, keys: list[str]) -> dict[str, dict[str, float]]:
-    """Every canonical arch scored by each estimator; top1 over the prefix tree (resumable, chunked JSON)."""
+def score_tables(name: str, run: Path, budget: Budget, cfg, keys: list[str],
+                 all_keys: list[str]) -> dict[str, dict[str, float]]:
+    """``keys`` scored by top1 over the prefix tree (resumable, chunked JSON); ``all_keys`` by the local estimators."""
     import itertools
 
     import torch
@@ -265,7 +266,7 @@ def score_tables(name: str, run: Path, budget: Budget, cfg, keys: list[str]) -> 
             ev = LocalDecoderEvaluator(net, val, kind=est, seed=cfg.seed)
             t0 = time.perf_counter()
             table = ev.table()
-            scores = {k: ev.score(k) for k in keys}
+            scores = {k: ev.score(k) for k in all_keys}  # a lookup each: the whole space costs nothing
             save_table(path, {"meta": {**base_meta, "estimator": est, "val_batches": None}, "scores": scores,
                               "layer_choice": [{str(k): v for k, v in row.items()} for row in table],
                               "seconds": round(time.perf_counter() - t0, 1)})
@@ -275,11 +276,12 @@ def score_tables(name: str, run: Path, budget: Budget, cfg, keys: list[str]) -> 
     return out
 
 
-def run_searches(name: str, run: Path, budget: Budget, limits: dict[str, float], seed: int) -> dict:
-    """launchers/search.py at every limit and estimator, scores looked up in the unit's score tables."""
+def run_searches(name: str, run: Path, budget: Budget, limits: dict[str, float], seed: int,
+                 complete: tuple[str, ...]) -> dict:
+    """launchers/search.py at every limit, for each estimator in ``complete`` (tables covering the whole space)."""
     found: dict[str, dict[str, dict]] = {}
     pop, gens = budget.search_population, budget.search_generations
-    for est in ESTIMATORS:
+    for est in complete:
         for lname, limit in limits.items():
             out = run / "search" / f"{est}_{lname}"
             if not (out / "best_arch.yaml").is_file():
@@ -297,7 +299,7 @@ def run_searches(name: str, run: Path, budget: Budget, limits: dict[str, float],
             base = json.loads((out / "baseline.json").read_text())
             found.setdefault(est, {})[lname] = {"arch": str(doc["arch"]), "evaluations": doc.get("evaluations"),
                                                 "baseline": base}
-    print(f"[{name}] searches done: {len(ESTIMATORS)} estimators x {len(limits)} limits", flush=True)
+    print(f"[{name}] searches done: {', '.join(complete)} x {len(limits)} limits", flush=True)
     return found
 
 
@@ -334,10 +336,12 @@ def unit_metrics(name: str, run: Path, budget: Budget, seed: int, resamples: int
 
         keys = sorted(a.key for a in sample_archs(space, budget.table_archs, seed=0, pool=keys))
     cost = build_cost_table(space, run / "cache")
-    flops = dict(zip(keys, map(float, cost.costs(keys, "flops"))))
+    flops = dict(zip(truth.keys(), map(float, cost.costs(truth.keys(), "flops"))))
     limits = percentile_limits(keys, flops)
-    tables = score_tables(name, run, budget, cfg, keys)
-    found = run_searches(name, run, budget, limits, seed)
+    tables = score_tables(name, run, budget, cfg, keys, truth.keys())
+    # a search may propose any arch: only estimators whose table covers every canonical arch can be searched
+    complete = tuple(e for e in ESTIMATORS if len(tables[e]) == len(truth.keys()))
+    found = run_searches(name, run, budget, limits, seed, complete)
     t0 = time.perf_counter()
     res = {"limits": limits, "flops": "fvcore MACs (the search's cost_metric flops)",
            "estimators": budget_metrics(tables, keys, truth.accuracy, flops, limits, budget, found, resamples),
@@ -359,26 +363,29 @@ def export_unit(committed: Path, name: str, run: Path, res: dict) -> None:
     d.mkdir(parents=True, exist_ok=True)
     keep = {k: v for k, v in res.items() if k not in ("fig1_cache", "shift_matrix", "scores")}
     (d / "unit.json").write_text(json.dumps(keep, indent=1))
-    for est in ESTIMATORS:  # scores rounded: 3969 archs in ~60 KB per estimator
+    for est in ESTIMATORS:  # top1 scores rounded: 3969 archs in ~80 KB; local tables: the (layer, choice) table
         doc = load_json(run / "tables" / f"{est}.json")
         if doc:
-            doc["scores"] = {k: round(v, 5) for k, v in doc["scores"].items()}
+            if "layer_choice" in doc:
+                doc.pop("scores")  # an arch's score is the mean of its choices' entries: derivable
+            else:
+                doc["scores"] = {k: round(v, 5) for k, v in doc["scores"].items()}
             (d / f"table_{est}.json").write_text(json.dumps(doc, separators=(",", ":")))
     for png in ("ranking_scatter.png", "shift_heatmap.png"):
         if (run / "rank" / png).is_file():
             shutil.copy(run / "rank" / png, d / png)
 
 
-def _ms(vals: list[float], pct: bool = True) -> str:
-    """'mean ± std (n)' of a list (std over seeds; '-' when empty)."""
+def _ms(vals: list, tau: bool = True) -> str:
+    """'mean ± std' over seeds of a list ('-' when empty): 3 decimals for correlations, 2 for regrets (points)."""
     import numpy as np
 
     v = [x for x in vals if x is not None and x == x]
     if not v:
         return "-"
-    f = 100.0 if pct else 1.0
-    sd = f" ± {f * np.std(v, ddof=1):.2f}" if len(v) > 1 else ""
-    return f"{f * np.mean(v):.2f}{sd}" if pct else f"{np.mean(v):.3f}{sd.replace('.2f', '.3f')}"
+    d = 3 if tau else 2
+    sd = f" ± {np.std(v, ddof=1):.{d}f}" if len(v) > 1 else ""
+    return f"{np.mean(v):.{d}f}{sd}"
 
 
 def table(state: dict, budget_name: str, budget: Budget, command: str, units: dict[str, list[str]]) -> str:
@@ -412,13 +419,13 @@ def table(state: dict, budget_name: str, budget: Budget, command: str, units: di
             if not rows:
                 continue
             bt = [r["supernet"]["kendall_tau"]["value"] for r in rows]
-            txt = _ms(bt, pct=False)
+            txt = _ms(bt, tau=True)
             if len(rows) == 1:
                 e = rows[0]["supernet"]["kendall_tau"]
                 txt += f" [{e['lo']:.3f}, {e['hi']:.3f}]"
             lines.append(f"| {s} | {len(rows)} | {est} | {txt} | "
-                         f"{_ms([r['supernet']['spearman_rho']['value'] for r in rows], pct=False)} | "
-                         f"{_ms([r['flops_floor']['kendall_tau']['value'] for r in rows], pct=False)} |")
+                         f"{_ms([r['supernet']['spearman_rho']['value'] for r in rows], tau=True)} | "
+                         f"{_ms([r['flops_floor']['kendall_tau']['value'] for r in rows], tau=True)} |")
     ev = budget.search_population * budget.search_generations
     lines += ["", f"Regret (percentage points of NAS-Bench-Macro mean accuracy below the best arch under the limit; "
               f"mean ± std over seeds). search = launchers/search.py, evolution, {budget.search_population} x "
@@ -435,12 +442,35 @@ def table(state: dict, budget_name: str, budget: Budget, command: str, units: di
                 continue
             for lname in regs[0]:
                 rr = [r[lname] for r in regs]
+                # NAS-Bench-Macro accuracies are in %: regrets are percentage points as they stand
                 lines.append(f"| {s} (n={len(rr)}) | {est} | {lname} {rr[0]['limit'] / 1e6:.1f} | "
-                             f"{rr[0]['archs_under']} | {_ms([r.get('search', {}).get('regret') for r in rr])} | "
-                             f"{_ms([r['table']['regret'] for r in rr])} | "
-                             f"{_ms([r['random_search']['mean'] for r in rr])} | "
-                             f"{100 * rr[0]['flops_baseline']['regret']:.2f} |")
+                             f"{rr[0]['archs_under']} | {_ms([r.get('search', {}).get('regret') for r in rr], False)} | "
+                             f"{_ms([r['table']['regret'] for r in rr], False)} | "
+                             f"{_ms([r['random_search']['mean'] for r in rr], False)} | "
+                             f"{rr[0]['flops_baseline']['regret']:.2f} |")
     return "\n".join(lines)
+
+
+def write_summary(state: dict, out: Path, committed: Path, budget_name: str, budget: Budget, command: str,
+                  units: dict[str, list[str]]) -> str:
+    """Fig. 1 (seed-0 units) and results.md, in the run folder and the committed one; returns the Markdown."""
+    import shutil
+
+    from lwsl_ds.ranking.plots import curves_png
+
+    curves = {k: [(pt["train_s"], 100 * pt["mean_top1"]) for pt in state[k]["fig1"] if pt["train_s"] is not None]
+              for k in STRATEGIES if k in state and state[k].get("fig1")}
+    if curves:
+        curves_png(out / "fig1_accuracy_vs_time.png", curves,
+                   title=f"NAS-Bench-Macro super-nets, budget {budget_name}: mean top-1 of "
+                         f"{budget.fig1_archs} fixed sub-nets (BN recalibrated)")
+        committed.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out / "fig1_accuracy_vs_time.png", committed / "fig1_accuracy_vs_time.png")
+    md = table(state, budget_name, budget, command, units)
+    (out / "results.md").write_text(md + "\n")
+    if committed.is_dir():
+        (committed / "results.md").write_text(md + "\n")
+    return md
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -481,8 +511,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from lwsl_ds.ranking.plots import curves_png
-
     seeds = args.seeds if args.seeds else [args.seed]
     units = {s: [unit_name(s, sd) for sd in seeds] for s in args.strategies}
     for sd in seeds:  # seeds outer: every strategy's first seed before anyone's second
@@ -501,20 +529,8 @@ def main(argv: list[str] | None = None) -> int:
                 state[name]["budget"] = unit_metrics(name, run, budget, sd, resamples=budget.bootstrap)
                 state_path.write_text(json.dumps(state, indent=1))
             export_unit(committed, name, run, state[name])
-            curves = {k: [(pt["train_s"], 100 * pt["mean_top1"]) for pt in state[k]["fig1"] if pt["train_s"] is not None]
-                      for k in STRATEGIES if k in state and state[k].get("fig1")}
-            curves_png(out / "fig1_accuracy_vs_time.png", curves,
-                       title=f"NAS-Bench-Macro super-nets, budget {args.budget}: mean top-1 of "
-                             f"{budget.fig1_archs} fixed sub-nets (BN recalibrated)")
-            if (out / "fig1_accuracy_vs_time.png").is_file():
-                import shutil
-
-                shutil.copy(out / "fig1_accuracy_vs_time.png", committed / "fig1_accuracy_vs_time.png")
-            md = table(state, args.budget, budget, command, units)
-            (out / "results.md").write_text(md + "\n")
-            (committed / "results.md").write_text(md + "\n")
-    md = table(state, args.budget, budget, command, units)
-    (out / "results.md").write_text(md + "\n")
+            write_summary(state, out, committed, args.budget, budget, command, units)
+    md = write_summary(state, out, committed, args.budget, budget, command, units)
     print(md)
     print(f"results: {out}/results.json, {out}/results.md, {out}/fig1_accuracy_vs_time.png; compact: {committed}")
     return 0
