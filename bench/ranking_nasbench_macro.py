@@ -197,7 +197,9 @@ def evaluate(strategy: str, run: Path, budget: Budget, state: dict, seed: int) -
     from lwsl_ds.search import load_supernet_from_run
     from lwsl_ds.space import load_space
 
-    cfg = load_experiment(run / "config.yaml")
+    # channels_last: ~2x faster scoring on CPU (bench/profile_nasbench_macro.py), equal up to float rounding;
+    # an override here, not in the training config, so that resuming a training sees the config it started with
+    cfg = load_experiment(run / "config.yaml", ["search.channels_last=true"])
     space = load_space("nasbench_macro")
     truth = resolve_truth(cfg.rank, space)
     archs = select_archs(cfg.rank, space, truth)  # same seed, same pool: the same archs for every strategy

@@ -87,5 +87,5 @@ def build_evaluator(supernet: Any, cfg: Any, *, device: Any = "cpu") -> Tuple[An
                                      seed=cfg.seed + s.seed, device=device), val
     ev = Evaluator(supernet, train, val, recal_batches=s.recal_batches, device=device, val_batches=s.val_batches,
                    knn_k=s.knn_k, knn_temperature=s.knn_temperature, knn_bank_batches=s.knn_bank_batches,
-                   objective=None if s.objective == "auto" else s.objective)
+                   objective=None if s.objective == "auto" else s.objective, channels_last=s.channels_last)
     return ev, val

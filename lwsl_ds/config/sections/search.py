@@ -37,6 +37,8 @@ class SearchConfig:
                                                  "lwsl_ds.ranking.table) of this super-net and estimator: "
                                                  "candidates are looked up instead of re-scored; an arch "
                                                  "missing from it is an error")
+    channels_last: bool = spec(False, help="score sub-nets in channels_last (NHWC) memory format: about 2x "
+                                           "faster on CPU for depthwise convs, scores equal up to float rounding")
     recal_batches: int = spec(20, ge=0, help="training batches forwarded to recalibrate BN statistics "
                                              "(cumulative average) before scoring each candidate")
     val_batches: Optional[int] = spec(None, ge=1, help="score on at most this many held-out batches; null = all")
