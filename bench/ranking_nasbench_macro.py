@@ -1,23 +1,31 @@
 """Ranking benchmark on NAS-Bench-Macro: spos vs greedy vs non_greedy super-nets on CIFAR-10, same budget.
 
-For each strategy: train a ``nasbench_macro`` super-net with ``launchers/train.py`` (the real training code,
-DeepSpeed backend by default), checkpointing during training; then
+For each unit (strategy x super-net seed): train a ``nasbench_macro`` super-net with ``launchers/train.py``
+(the real training code, DeepSpeed backend by default), checkpointing during training; then
 
 * Fig. 1 of the paper: mean held-out top-1 of a fixed set of sub-nets (BN recalibrated) at every checkpoint,
   against training time (summed step times from the run's metrics.jsonl, evaluation excluded);
-* Kendall tau / Spearman rho / top-k precision of the final super-net's scores against the NAS-Bench-Macro
-  ground truth (3969 canonical keys), beside the FLOPs and params floors on the same archs;
-* representation shift of the first searchable layer.
+* Kendall tau / Spearman rho / top-k precision / band tau of the final super-net's scores on 50 archs against
+  the NAS-Bench-Macro ground truth (3969 canonical keys), beside the FLOPs and params floors on the same archs;
+* representation shift of the first searchable layer;
+* score tables of all 3969 canonical archs (estimators top1, local_acc, local_loss; lwsl_ds.ranking.table),
+  band tau over them, and at the 25/50/75th MACs percentiles the regret of the evolutionary search
+  (launchers/search.py over the table), the table's best, random search and the FLOPs baseline.
 
 Launch lines::
 
     .venv/bin/python bench/ranking_nasbench_macro.py --budget smoke      # minutes, mechanics only
-    .venv/bin/python bench/ranking_nasbench_macro.py --budget cpu        # about 1-1.5 h on 2 CPU cores (66 min measured)
+    .venv/bin/python bench/ranking_nasbench_macro.py --budget cpu --seeds 0 1 2
+    .venv/bin/python bench/ranking_nasbench_macro.py --budget cpu-long --strategies non_greedy spos
     .venv/bin/python bench/ranking_nasbench_macro.py --budget full       # one GPU
+    nice -n 19 nohup bench/ranking_nasbench_macro_all.sh > runs/bench_all.log 2>&1 &   # everything, one core
 
-Re-running the same command resumes: finished trainings and evaluated checkpoints are reused. Results go
-to ``--out`` (default ``runs/bench/ranking_nasbench_macro_<budget>``): ``results.json``, ``results.md``,
-``fig1_accuracy_vs_time.png`` and per strategy ``<strategy>/rank/`` (scatter, shift heatmap).
+Re-running the same command resumes: finished trainings, evaluated checkpoints, score-table chunks and searches
+are reused, and units whose compact results are in ``--committed`` (default
+``docs/bench/ranking_nasbench_macro/<budget>/<unit>/``, committed to git) are not run again. Results go to
+``--out`` (default ``runs/bench/ranking_nasbench_macro_<budget>``): ``results.json``, ``results.md``,
+``fig1_accuracy_vs_time.png`` and per unit ``<unit>/rank/`` (scatter, shift heatmap), ``<unit>/tables/``,
+``<unit>/search/``. One thread (the bench and the launchers it starts): the machine is shared.
 CIFAR-10 here is the lossy-JPEG copy: compare ranks, not absolute accuracies.
 """
 
