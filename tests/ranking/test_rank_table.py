@@ -93,3 +93,15 @@ def test_local_estimator_table_and_score(net):
     assert all(v > 0 for row in loss.table() for v in row.values())
     with pytest.raises(ValueError, match="not one of"):
         LocalDecoderEvaluator(net, val, kind="bogus")
+
+
+def test_channels_last_prefix_scores_match(net, tmp_path):
+    """channels_last is a speed option of the table: the same top-1 up to one image (an argmax tie)."""
+    train, val = _batches(1, seed=6), _batches(2, seed=7)
+    keys = _keys(4, seed=8)
+    a = score_table(PrefixScorer(net, [x for x, _ in train], val), keys, tmp_path / "a.json", chunk_depth=0)
+    b = score_table(PrefixScorer(net, [x for x, _ in train], val, channels_last=True), keys, tmp_path / "b.json",
+                    chunk_depth=0)
+    assert a["done_chunks"] == [""] and set(b["scores"]) == set(keys)
+    for k in keys:
+        assert b["scores"][k] == pytest.approx(a["scores"][k], abs=1 / 16 + 1e-9)
