@@ -39,7 +39,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -240,8 +240,8 @@ ESTIMATORS = ("top1", "local_acc", "local_loss")
 COMMITTED = REPO / "docs" / "bench" / "ranking_nasbench_macro"   # compact results, committed, read back
 
 
-def score_tables(name: str, run: Path, budget: Budget, cfg, keys: list[str],
-                 all_keys: list[str]) -> dict[str, dict[str, float]]:
+def score_tables(name: str, run: Path, budget: Budget, cfg, keys: list[str], all_keys: list[str],
+                 estimators: tuple[str, ...] = ESTIMATORS) -> dict[str, dict[str, float]]:
     """``keys`` scored by top1 over the prefix tree (resumable, chunked JSON); ``all_keys`` by the local estimators."""
     import itertools
 
@@ -262,15 +262,16 @@ def score_tables(name: str, run: Path, budget: Budget, cfg, keys: list[str],
     meta = {**base_meta, "estimator": "top1", "recal_batches": budget.table_recal_batches,
             "val_batches": budget.table_val_batches, "channels_last": True}
     path = tdir / "top1.json"
-    done = path.is_file() and len(load_table(path)["scores"]) == len(keys)
+    done = "top1" not in estimators or (path.is_file() and len(load_table(path)["scores"]) == len(keys))
     if not done:
         recal = [split_batch(b)[0] for b in itertools.islice(iter(train), budget.table_recal_batches)]
         held = [split_batch(b) for b in itertools.islice(iter(val), budget.table_val_batches)]
         t0 = time.perf_counter()
         score_table(PrefixScorer(net, recal, held, channels_last=True), keys, path, meta=meta, progress=True)
         print(f"[{name}] top1 score table: {len(keys)} archs in {time.perf_counter() - t0:.0f} s", flush=True)
-    out["top1"] = load_table(path)["scores"]
-    for est in ESTIMATORS[1:]:
+    if "top1" in estimators:
+        out["top1"] = load_table(path)["scores"]
+    for est in [e for e in estimators if e != "top1"]:
         path = tdir / f"{est}.json"
         if not path.is_file():
             ev = LocalDecoderEvaluator(net, val, kind=est, seed=cfg.seed)
@@ -329,7 +330,8 @@ def budget_metrics(tables: dict, keys: list[str], truth: dict, flops: dict, limi
     return out
 
 
-def unit_metrics(name: str, run: Path, budget: Budget, seed: int, resamples: int) -> dict:
+def unit_metrics(name: str, run: Path, budget: Budget, seed: int, resamples: int,
+                 on_partial: Optional[Callable[[dict], None]] = None) -> dict:
     """Score tables, searches and budget metrics of one trained super-net (the parts of a committed unit)."""
     from lwsl_ds.config import load_experiment
     from lwsl_ds.flops import build_cost_table
@@ -348,15 +350,19 @@ def unit_metrics(name: str, run: Path, budget: Budget, seed: int, resamples: int
     cost = build_cost_table(space, run / "cache")
     flops = dict(zip(truth.keys(), map(float, cost.costs(truth.keys(), "flops"))))
     limits = percentile_limits(keys, flops)
-    tables = score_tables(name, run, budget, cfg, keys, truth.keys())
-    # a search may propose any arch: only estimators whose table covers every canonical arch can be searched
-    complete = tuple(e for e in ESTIMATORS if len(tables[e]) == len(truth.keys()))
-    found = run_searches(name, run, budget, limits, seed, complete)
-    t0 = time.perf_counter()
-    res = {"limits": limits, "flops": "fvcore MACs (the search's cost_metric flops)",
-           "estimators": budget_metrics(tables, keys, truth.accuracy, flops, limits, budget, found, resamples),
-           "table_seconds": {e: load_json(run / "tables" / f"{e}.json").get("seconds") for e in ESTIMATORS}}
-    print(f"[{name}] budget metrics in {time.perf_counter() - t0:.0f} s", flush=True)
+    res: dict = {"limits": limits, "flops": "fvcore MACs (the search's cost_metric flops)", "estimators": {}}
+    # The local estimators first (minutes), reported as a partial unit; then the top1 table (about an hour).
+    for stage in (ESTIMATORS[1:], ESTIMATORS[:1]):
+        tables = score_tables(name, run, budget, cfg, keys, truth.keys(), stage)
+        # a search may propose any arch: only estimators whose table covers every canonical arch can be searched
+        complete = tuple(e for e in stage if len(tables[e]) == len(truth.keys()))
+        found = run_searches(name, run, budget, limits, seed, complete)
+        t0 = time.perf_counter()
+        res["estimators"].update(budget_metrics(tables, keys, truth.accuracy, flops, limits, budget, found, resamples))
+        res["table_seconds"] = {e: load_json(run / "tables" / f"{e}.json").get("seconds") for e in res["estimators"]}
+        print(f"[{name}] budget metrics ({', '.join(stage)}) in {time.perf_counter() - t0:.0f} s", flush=True)
+        if on_partial is not None and stage != ESTIMATORS[:1]:
+            on_partial(dict(res))
     return res
 
 
@@ -423,7 +429,8 @@ def table(state: dict, budget_name: str, budget: Budget, command: str, units: di
               "seeds; [95% CI] of a single seed's stratified bootstrap when one seed):", "",
               "| strategy | seeds | estimator | band tau | band rho | FLOPs-floor band tau |", "| --- | --- | --- | --- | --- | --- |"]
     for s, names in units.items():
-        done = [state[n]["budget"] for n in names if "budget" in state.get(n, {})]
+        done = [state[n].get("budget") or state[n]["budget_partial"] for n in names
+                if "budget" in state.get(n, {}) or "budget_partial" in state.get(n, {})]
         for est in ESTIMATORS:
             rows = [d["estimators"][est]["band_tau"] for d in done if est in d["estimators"]]
             if not rows:
@@ -445,7 +452,8 @@ def table(state: dict, budget_name: str, budget: Budget, command: str, units: di
               "| strategy | estimator | limit (MMACs) | archs under | search | table | random | FLOPs baseline |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for s, names in units.items():
-        done = [state[n]["budget"] for n in names if "budget" in state.get(n, {})]
+        done = [state[n].get("budget") or state[n]["budget_partial"] for n in names
+                if "budget" in state.get(n, {}) or "budget_partial" in state.get(n, {})]
         for est in ESTIMATORS:
             regs = [d["estimators"][est]["regret"] for d in done if est in d["estimators"]]
             if not regs:
@@ -536,7 +544,17 @@ def main(argv: list[str] | None = None) -> int:
             evaluate(name, run, budget, state, sd)
             state_path.write_text(json.dumps(state, indent=1))  # resumable after every stage
             if not args.no_tables:
-                state[name]["budget"] = unit_metrics(name, run, budget, sd, resamples=budget.bootstrap)
+                def partial(res: dict, name: str = name, run: Path = run) -> None:
+                    # local estimators done, top1 table still to come: save and export as a partial unit
+                    # ("budget_partial"; a rerun does not count it as finished)
+                    state[name]["budget_partial"] = res
+                    state_path.write_text(json.dumps(state, indent=1))
+                    export_unit(committed, name, run, state[name])
+                    write_summary(state, out, committed, args.budget, budget, command, units)
+
+                state[name]["budget"] = unit_metrics(name, run, budget, sd, resamples=budget.bootstrap,
+                                                     on_partial=partial)
+                state[name].pop("budget_partial", None)
                 state_path.write_text(json.dumps(state, indent=1))
             export_unit(committed, name, run, state[name])
             write_summary(state, out, committed, args.budget, budget, command, units)
