@@ -7,9 +7,11 @@ Launch (one process, or several ranks that score archs round-robin with identica
     deepspeed --num_gpus 2 launchers/rank.py --config configs/nasbench_macro.yaml --checkpoint runs/nbm_spos \
         --set rank.num_archs=100 --set rank.stratify=flops
 
-Writes ``ranking.json``, ``ranking_scatter.png``, ``shift.json``, ``shift_heatmap.png`` into ``rank/`` next
-to the super-net folder, i.e. ``<run_root>/<name>/rank`` (or ``--out``; a folder of another phase is
-refused). Trailing ``key=value`` arguments override the config. See docs/ranking.md.
+Writes ``ranking.json`` (incl. ``flops_band_tau``, the within-budget ranking), ``ranking_scatter.png``,
+``shift.json``, ``shift_heatmap.png`` into ``rank/`` next to the super-net folder, i.e. ``<run_root>/<name>/rank``
+(or ``--out``; a folder of another phase is refused). The estimator is ``search.estimator`` (top1 = the paper's,
+default; local_acc / local_loss = local decoders). Trailing ``key=value`` arguments override the config. See
+docs/ranking.md.
 """
 
 from __future__ import annotations
@@ -102,11 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     report = run_ranking(space, cfg.rank, evaluator.score, out, truth=truth, archs=archs,
                          progress=main_rank and not args.no_progress and sys.stderr.isatty(),
                          meta={"checkpoint": str(args.checkpoint), "config": str(args.config) if args.config else None,
-                               "recal_batches": cfg.search.recal_batches, "val_batches": cfg.search.val_batches},
+                               "recal_batches": cfg.search.recal_batches, "val_batches": cfg.search.val_batches,
+                               "estimator": cfg.search.estimator},
                          title=args.title)
     if main_rank:
         print(report.summary())
-        print(f"scored {len(archs)} archs in {time.perf_counter() - t0:.1f} s -> {out}/ranking.json")
+        print(f"scored {len(archs)} archs ({cfg.search.estimator} estimator) in {time.perf_counter() - t0:.1f} s -> {out}/ranking.json")
         if cfg.rank.shift:
             res = run_shift(supernet, cfg.rank, val_loader, out, device=device, title=args.title)
             print(f"representation shift, layer {res.layer} ({', '.join(res.names)}): off-diagonal mean "

@@ -179,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         # The per-candidate bar only in a terminal: piped logs get the one line per generation, no '\r' lines.
         search.run(evaluator.score, progress=main_rank and not args.no_progress and sys.stderr.isatty(),
                    on_generation=after_generation)
+        if main_rank:  # the FLOPs baseline beside the pick: did the super-net change it?
+            from lwsl_ds.search.baseline import BASELINE_FILE, baseline_record
+
+            base = baseline_record(table, search.constraints, search.history, evaluator.score)
+            (out_dir / BASELINE_FILE).write_text(json.dumps(base, indent=1))
     except DataError as e:  # an unreadable image met while scoring
         print(f"error: {e.one_line()}", file=sys.stderr)
         return 2
@@ -223,10 +228,14 @@ def _write_outputs(space, search, cfg, ckpt: Path, out_dir: Path, *, objective: 
                 min_flops=scfg.min_flops, best=best,
                 title=f"{space.name}: {scfg.algorithm}, {search.constraints.describe()}")
     (out_dir / "search_config.json").write_text(json.dumps(to_dict(cfg), indent=1))
-    log.info("done in %.0f s: %d evaluations%s; best %s (%s) top-1 %.2f%% on the %s, %.2fM MACs -> %s",
+    from lwsl_ds.search.baseline import BASELINE_FILE, describe_baseline
+
+    base_path = out_dir / BASELINE_FILE
+    base = json.loads(base_path.read_text()) if base_path.is_file() else None
+    log.info("done in %.0f s: %d evaluations%s; best %s (%s) score %.4f (%s) on the %s, %.2fM MACs -> %s; %s",
              time.time() - t0, result.evaluations, " (space exhausted)" if result.exhausted else "",
-             best["arch"], best["named"], 100 * best["score"], scoring_split_text(cfg, images),
-             best[scfg.cost_metric] / 1e6, path)
+             best["arch"], best["named"], best["score"], scfg.estimator, scoring_split_text(cfg, images),
+             best[scfg.cost_metric] / 1e6, path, describe_baseline(base, best, scfg.cost_metric))
 
 
 def _barrier() -> None:

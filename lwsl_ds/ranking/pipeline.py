@@ -128,7 +128,7 @@ def run_ranking(space: SearchSpace, cfg: RankConfig, score: Callable[[Arch], flo
     scores = score_sharded(archs, score, progress=progress)
     floor_flops = None if truth.flops is not None else {a.key: flops(a) for a in archs}  # type: ignore[misc]
     report = compare(archs, scores, truth, top_k=cfg.top_k, resamples=cfg.bootstrap, confidence=cfg.confidence,
-                     seed=cfg.seed, flops=floor_flops, meta={"space": space.name, **(meta or {})})
+                     seed=cfg.seed, flops=floor_flops, meta={"space": space.name, **(meta or {})}, bands=cfg.bands)
     from ..search.distributed import rank_and_world
 
     if out_dir is not None and rank_and_world()[0] == 0:

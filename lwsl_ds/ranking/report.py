@@ -29,11 +29,13 @@ class RankingReport:
     metrics: dict[str, Estimate]
     floors: dict[str, dict[str, Estimate]]
     meta: dict = field(default_factory=dict)
+    band_tau: Optional[dict] = None  # flops_band_tau (lwsl_ds.ranking.budget): within-budget ranking
 
     def as_dict(self) -> dict:
         """Plain dict for JSON."""
         return {"meta": self.meta, "metrics": {k: v.as_dict() for k, v in self.metrics.items()},
                 "floors": {name: {k: v.as_dict() for k, v in m.items()} for name, m in self.floors.items()},
+                **({"flops_band_tau": self.band_tau} if self.band_tau is not None else {}),
                 "rows": self.rows}
 
     def summary(self) -> str:
@@ -42,6 +44,10 @@ class RankingReport:
         lines += [f"  {k:<13} {v}" for k, v in self.metrics.items()]
         for name, m in self.floors.items():
             lines.append(f"  floor: {name} as predictor  kendall_tau {m['kendall_tau']}")
+        if self.band_tau is not None:
+            b, f = self.band_tau["supernet"]["kendall_tau"], self.band_tau["flops_floor"]["kendall_tau"]
+            lines.append(f"  band tau ({self.band_tau['bands']} FLOPs bands) {Estimate(**b)}   "
+                         f"FLOPs floor {Estimate(**f)}")
         return "\n".join(lines)
 
 
@@ -79,8 +85,9 @@ def floor_taus(keys: Sequence[str], truth: GroundTruth, *, flops: Optional[dict[
 
 def compare(archs: Sequence[Arch], scores: Sequence[float], truth: GroundTruth, *, top_k: Sequence[int] = (),
             resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
-            flops: Optional[dict[str, float]] = None, meta: Optional[dict] = None) -> RankingReport:
-    """Correlations of ``scores`` with the truth of ``archs``, plus the floors on the same archs."""
+            flops: Optional[dict[str, float]] = None, meta: Optional[dict] = None,
+            bands: Optional[int] = None) -> RankingReport:
+    """Correlations of ``scores`` with the truth of ``archs``, the floors on the same archs, band tau when ``bands``."""
     if len(archs) != len(scores):
         raise ValueError(f"{len(archs)} archs but {len(scores)} scores")
     keys = [a.key for a in archs]
@@ -92,7 +99,13 @@ def compare(archs: Sequence[Arch], scores: Sequence[float], truth: GroundTruth, 
             for k, s, t in zip(keys, scores, acc)]
     info = {"truth": truth.source, **truth.notes, "num_archs": len(keys), "resamples": resamples,
             "confidence": confidence, "seed": seed, **(meta or {})}
-    return RankingReport(rows, metrics, floors, info)
+    band = None
+    if bands and all(k in fl for k in keys):
+        from .budget import flops_band_tau
+
+        band = flops_band_tau(keys, dict(zip(keys, scores)), dict(zip(keys, acc)), fl, bands=bands,
+                              resamples=resamples, confidence=confidence, seed=seed)
+    return RankingReport(rows, metrics, floors, info, band)
 
 
 def write_report(report: RankingReport, out_dir: str | Path, *, title: str = "") -> dict[str, Path]:

@@ -15,7 +15,7 @@ from .document import Figure, Section, Table
 from .plots import Panel, panels_png
 
 __all__ = ["supernet_section", "search_section", "retrain_section", "memory_section", "config_section",
-           "read_yaml", "pct", "mega", "flatten"]
+           "read_yaml", "read_json", "pct", "mega", "flatten"]
 
 
 def read_yaml(path: Path) -> dict:
@@ -25,6 +25,14 @@ def read_yaml(path: Path) -> dict:
     import yaml
 
     doc = yaml.safe_load(path.read_text())
+    return doc if isinstance(doc, dict) else {}
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object, or {} when the file is missing or not an object."""
+    if not path.is_file():
+        return {}
+    doc = json.loads(path.read_text())
     return doc if isinstance(doc, dict) else {}
 
 
@@ -89,14 +97,31 @@ def search_section(folder: Path, exp: Path) -> Section:
         return Section(f"Search: {label}", missing=f"no best_arch.yaml in {folder} (search not finished)")
     cands = read_jsonl(folder / "candidates.jsonl")
     split = doc.get("score_split", "val split (recorded before held-out scoring existed)")
-    paras = [f"Best arch {doc.get('arch')} ({doc.get('named')}): top-1 {pct(doc.get('score'))} with inherited "
-             f"super-net weights on the {split}; {mega(doc.get('flops'))} MACs, {mega(doc.get('params'))} params. "
-             f"{len(cands)} candidates evaluated ({doc.get('algorithm', '?')}, {doc.get('constraints', 'no limits')})."]
+    paras = [f"Best arch {doc.get('arch')} ({doc.get('named')}): score {_score(doc.get('score'), folder)} with "
+             f"inherited super-net weights on the {split}; {mega(doc.get('flops'))} MACs, {mega(doc.get('params'))} "
+             f"params. {len(cands)} candidates evaluated ({doc.get('algorithm', '?')}, "
+             f"{doc.get('constraints', 'no limits')})."]
+    base = read_json(folder / "baseline.json")
+    if base:  # the FLOPs baseline: did the super-net change the pick?
+        same = str(base.get("arch")) == str(doc.get("arch"))
+        paras.append(f"FLOPs baseline (the largest arch under the limits{'' if base.get('exact') else ', of those evaluated'}"
+                     f"): {base.get('arch')}, {mega(base.get('flops'))} MACs, super-net score "
+                     f"{_score(base.get('score'), folder)} - "
+                     + ("the same arch as the search's pick." if same else "the super-net changed the pick."))
     rows = [[str(i), tok] for i, tok in enumerate(str(doc.get("named", "")).split("-"))]
     tables = [Table(["layer", "choice"], rows, caption="best architecture")]
     figs = [Figure(p, "top-1 (inherited weights) against MACs: every candidate, the Pareto front and the limits")
             for p in [folder / "search.png"] if p.is_file()]
     return Section(f"Search: {label}", paras, tables, figs)
+
+
+def _score(x: Optional[float], search_folder: Path) -> str:
+    """A search score in its estimator's unit: top-1 as a percentage, local-decoder scores as numbers."""
+    cfg = read_json(search_folder / "search_config.json") or {}
+    estimator = (cfg.get("search") or {}).get("estimator", "top1")
+    if x is None:
+        return "-"
+    return f"{pct(x)} top-1" if estimator == "top1" else f"{float(x):.4f} ({estimator})"
 
 
 def retrain_section(folder: Path, exp: Path, figs: Path) -> Section:

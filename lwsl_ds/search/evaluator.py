@@ -166,7 +166,7 @@ class Evaluator:
                  recal_batches: int = 20, objective: str | Objective | None = None,
                  device: torch.device | str = "cpu", val_batches: Optional[int] = None, knn_k: int = 20,
                  knn_temperature: float = 0.07, knn_bank_batches: Optional[int] = None,
-                 max_cached_bytes: int = 2 << 30) -> None:
+                 max_cached_bytes: int = 2 << 30, channels_last: bool = False) -> None:
         name = objective.name if isinstance(objective, Objective) else objective
         if name is None:
             name = getattr(getattr(supernet, "objective", None), "name", "ce")
@@ -188,6 +188,9 @@ class Evaluator:
         self.val_batches = val_batches
         self.knn_k, self.knn_temperature = knn_k, knn_temperature
         self.max_cached_bytes = max_cached_bytes
+        # channels_last (opt-in): NHWC sub-nets and images; depthwise convs run ~2x faster on CPU, scores equal
+        # up to float rounding (an argmax tie may flip). Default off: scores stay bit-identical to before.
+        self.fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.cache: dict[str, float] = {}
         self._train = _Batches(train_loader, max(recal_batches, self.bank_batches), max_cached_bytes, "train")
         self._val_source = _Batches(val_loader, val_batches, max_cached_bytes, "val")
@@ -201,10 +204,10 @@ class Evaluator:
     def subnet(self, arch: Arch | str) -> SubNet:
         """The materialized sub-net of ``arch`` on the evaluator's device, BN recalibrated, in eval mode."""
         arch = parse_arch(self.space, arch)
-        net = materialize(self.supernet, arch).to(self.device)
+        net = materialize(self.supernet, arch).to(self.device, memory_format=self.fmt)
         if self.recal_batches > 0:
-            recalibrate_bn(net, (x for x, _ in itertools.islice(self._train_batches(), self.recal_batches)),
-                           self.device)
+            recalibrate_bn(net, (x.contiguous(memory_format=self.fmt)
+                                 for x, _ in itertools.islice(self._train_batches(), self.recal_batches)), self.device)
         net.eval()
         return net
 
@@ -224,7 +227,8 @@ class Evaluator:
         for images, labels in self._val_source:
             if labels is None:
                 raise ValueError("val loader batches carry no labels: top-1 needs (images, labels)")
-            yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+            yield (images.to(self.device, non_blocking=True).contiguous(memory_format=self.fmt),
+                   labels.to(self.device, non_blocking=True))
 
     def _top1(self, net: nn.Module) -> float:
         correct = total = 0
@@ -240,7 +244,7 @@ class Evaluator:
         for images, labels in itertools.islice(self._train_batches(), self.bank_batches):
             if labels is None:
                 raise ValueError("train loader batches carry no labels: the kNN bank needs (images, labels)")
-            feats.append(net.features(images.to(self.device)))
+            feats.append(net.features(images.to(self.device).contiguous(memory_format=self.fmt)))
             labs.append(labels.to(self.device))
         qf, ql = [], []
         for images, labels in self._val():

@@ -39,6 +39,9 @@ LOG_FILE = "candidates.jsonl"
 STATE_VERSION = 1
 # Fields that may change between a run and its resume (they do not change what was already scored).
 _RESUMABLE_FIELDS = ("generations", "out_dir", "cache_dir")
+# Fields added after search states were first saved: left out of the fingerprint at their defaults, so a
+# search saved before they existed still resumes (the scores it saw are the ones these defaults give).
+_LATER_DEFAULTS = {"estimator": "top1", "score_table": None, "channels_last": False}
 
 
 def constraints_from_config(cfg: SearchConfig) -> Constraints:
@@ -85,7 +88,8 @@ class Search:
         self.restart = restart
         self.fingerprint = {
             "space": space_fingerprint(space), "constraints": asdict(self.constraints),
-            "config": {k: v for k, v in asdict(cfg).items() if k not in _RESUMABLE_FIELDS},
+            "config": {k: v for k, v in asdict(cfg).items()
+                       if k not in _RESUMABLE_FIELDS and _LATER_DEFAULTS.get(k, object()) != v},
             **({"extra": extra_fingerprint} if extra_fingerprint else {})}
         self.rng = random.Random(cfg.seed)
         self.history: list[dict[str, Any]] = []

@@ -69,6 +69,24 @@ def test_launcher_reports_finite_tau_and_shift(trained_run, capsys):
     assert all(abs(shift["matrix"][j][j] - 1) < 1e-6 for j in range(3))
     assert (out / "ranking_scatter.png").is_file() and (out / "shift_heatmap.png").is_file()
     assert "kendall_tau" in capsys.readouterr().out
+    band = doc["flops_band_tau"]  # within-budget ranking: 5 bands of the 8 archs (2, 2, 2, 1, 1)
+    assert band["bands"] == 5 and [b["n"] for b in band["supernet"]["bands"]] == [2, 2, 2, 1, 1]
+    assert set(band["flops_floor"]) == {"kendall_tau", "spearman_rho", "bands"}
+
+
+def test_launcher_estimator_switch(trained_run, tmp_path, capsys):
+    """search.estimator=local_acc ranks the same archs with the local decoders' table: other scores."""
+    top1 = json.loads((trained_run / "rank" / "ranking.json").read_text()) if (trained_run / "rank").is_dir() else None
+    rc = rank_launcher.main(["--config", str(trained_run / "config.yaml"), "--checkpoint", str(trained_run),
+                             "--no-progress", "--out", str(tmp_path), "search.estimator=local_acc", "rank.shift=false"])
+    assert rc == 0
+    doc = json.loads((tmp_path / "ranking.json").read_text())
+    assert doc["meta"]["estimator"] == "local_acc" and len(doc["rows"]) == 8
+    assert all(0 <= r["score"] <= 1 for r in doc["rows"])
+    if top1 is not None:
+        assert [r["arch"] for r in doc["rows"]] == [r["arch"] for r in top1["rows"]]
+        assert [r["score"] for r in doc["rows"]] != [r["score"] for r in top1["rows"]]
+    assert "(local_acc estimator)" in capsys.readouterr().out
 
 
 def test_launcher_rejects_bad_input_before_loading(trained_run, tmp_path, capsys):

@@ -259,3 +259,17 @@ def test_load_supernet_from_training_checkpoint(tmp_path):
     assert torch.equal(load_supernet_from_run(tmp_path, config=cfg).state_dict()[first], old.state_dict()[first])
     os.utime(tmp_path / "supernet.pt", (ck.stat().st_mtime - 10,) * 2)
     assert torch.equal(load_supernet_from_run(tmp_path, config=cfg).state_dict()[first], new.state_dict()[first])
+
+
+def test_channels_last_scores_equal_the_default(demo_supernet):
+    """search.channels_last is a speed option only: the same top-1 on the same batches (one image of slack)."""
+    space = demo_supernet.space
+    train, val = _data(2, seed=7), _data(3, seed=8)
+    a = Evaluator(demo_supernet, train, val, recal_batches=2, objective="ce")
+    b = Evaluator(demo_supernet, train, val, recal_batches=2, objective="ce", channels_last=True)
+    for key in ([layer.choices[0] for layer in space.layers], [layer.choices[-1] for layer in space.layers]):
+        arch = parse_arch(space, "".join(map(str, key)))
+        assert b.score(arch) == pytest.approx(a.score(arch), abs=1 / 48 + 1e-9)
+        net = b.subnet(arch)
+        conv = next(m for m in net.modules() if isinstance(m, nn.Conv2d))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)

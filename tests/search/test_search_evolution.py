@@ -202,3 +202,16 @@ def test_two_ranks_split_candidates_and_equal_one_rank(tmp_path, cache, macro):
     scored = [set(json.loads((out / f"scored_rank{r}.json").read_text())) for r in range(2)]
     assert scored[0] and scored[1] and not scored[0] & scored[1]
     assert scored[0] | scored[1] == {h["arch"] for h in one.history}
+
+
+def test_states_saved_before_the_estimator_fields_still_resume(tmp_path, macro):
+    """estimator / score_table / channels_last at their defaults are not in the fingerprint; other values are."""
+    space, table = macro
+    cfg = SearchConfig(**{**CONFIG, "generations": 1})
+    s = Search(space, table, cfg, out_dir=tmp_path)
+    s.run(synthetic_score)
+    assert not {"estimator", "score_table", "channels_last"} & set(s.fingerprint["config"])  # as before they existed
+    Search(space, table, SearchConfig(**{**CONFIG, "generations": 2}), out_dir=tmp_path).run(synthetic_score)
+    with pytest.raises(ConfigError, match=r"other settings.*config"):
+        Search(space, table, SearchConfig(**{**CONFIG, "generations": 2, "estimator": "local_acc"}),
+               out_dir=tmp_path).run(synthetic_score)

@@ -57,6 +57,10 @@ def test_launcher_writes_best_arch_log_and_plot_then_resumes(run_dir):
     assert all(r["flops"] <= 4_000_000 and 0.0 <= r["score"] <= 1.0 for r in records)
     assert doc["score"] == max(r["score"] for r in records) and arch.key in {r["arch"] for r in records}
     assert (out / "search.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the FLOPs baseline beside the pick: the largest arch under the limit (exact: the demo space is enumerated)
+    base = json.loads((out / "baseline.json").read_text())
+    assert base["exact"] and base["flops"] <= 4_000_000 and base["flops"] >= max(r["flops"] for r in records)
+    assert 0.0 <= base["score"] <= 1.0 and "largest arch under the limits: " + base["arch"] in p.stderr
     log = (out / "candidates.jsonl").read_text()
     # the same command again resumes a finished search: nothing is evaluated, outputs are kept
     p = _launch(run_dir)
@@ -86,3 +90,22 @@ def test_launcher_two_ranks_equal_one_rank(run_dir):
     assert p.returncode == 0, p.stderr[-3000:]
     assert "2 rank(s)" in p.stderr
     assert (run_dir.parent / "two" / "candidates.jsonl").read_text() == one.read_text()
+
+
+def test_launcher_local_estimator_switch(run_dir, tmp_path):
+    """search.estimator=local_acc scores with the local decoder table: other scores, same outputs."""
+    from lwsl_ds.search.local import LocalDecoderEvaluator
+    from lwsl_ds.search.scoring import scoring_loaders
+
+    p = _launch(run_dir, "--out", str(tmp_path / "local"), "--set", "search.estimator=local_acc")
+    assert p.returncode == 0, p.stderr[-3000:]
+    records = [json.loads(line) for line in (tmp_path / "local" / "candidates.jsonl").read_text().splitlines()]
+    cfg = load_experiment(run_dir / "config.yaml")
+    net = build_supernet(cfg)
+    net.load_state_dict(torch.load(run_dir / "supernet.pt"))
+    ev = LocalDecoderEvaluator(net, scoring_loaders(cfg)[1], val_batches=1)
+    for r in records:
+        assert r["score"] == pytest.approx(ev.score(r["arch"]), abs=1e-6)
+    assert "(local_acc)" in p.stderr
+    p = _launch(run_dir, "--out", str(tmp_path / "bad"), "--set", "search.estimator=top5")
+    assert p.returncode == 2 and "search.estimator" in p.stderr

@@ -33,6 +33,8 @@ class RankConfig:
                           "keys (2592 of them copy a canonical record)")
     nasbench_metric: Literal["mean_acc", "run1", "run2", "run3"] = spec(
         "mean_acc", help="ground-truth accuracy: mean of the 3 runs or one run")
+    bands: int = spec(5, ge=1, help="FLOPs bands of the within-budget ranking (flops_band_tau in ranking.json): "
+                                    "equal-count bands of the ranked archs, tau averaged over bands")
     top_k: list[int] = spec([5, 10], help="report top-k precision for each k")
     bootstrap: int = spec(1000, ge=0, help="bootstrap resamples for the intervals (0 = none)")
     confidence: float = spec(0.95, gt=0.0, lt=1.0, help="interval level")

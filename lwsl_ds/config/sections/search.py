@@ -28,6 +28,17 @@ class SearchConfig:
     max_flops: Optional[float] = spec(None, gt=0, help="upper limit on MACs (e.g. 330e6); null = none")
     min_flops: Optional[float] = spec(None, ge=0, help="lower limit on MACs; null = none")
     max_params: Optional[float] = spec(None, gt=0, help="upper limit on parameters; null = none")
+    estimator: Literal["top1", "local_acc", "local_loss"] = spec(
+        "top1", help="how a candidate is scored: top1 = the paper's (inherited weights, BN recalibration, "
+                     "held-out top-1); local_acc / local_loss = mean over layers of each chosen choice's local "
+                     "decoder top-1 / minus its cross-entropy on held-out data (ce super-nets; one table, no "
+                     "forward pass per arch)")
+    score_table: Optional[str] = spec(None, help="score-table JSON (bench/ranking_nasbench_macro.py, "
+                                                 "lwsl_ds.ranking.table) of this super-net and estimator: "
+                                                 "candidates are looked up instead of re-scored; an arch "
+                                                 "missing from it is an error")
+    channels_last: bool = spec(False, help="score sub-nets in channels_last (NHWC) memory format: about 2x "
+                                           "faster on CPU for depthwise convs, scores equal up to float rounding")
     recal_batches: int = spec(20, ge=0, help="training batches forwarded to recalibrate BN statistics "
                                              "(cumulative average) before scoring each candidate")
     val_batches: Optional[int] = spec(None, ge=1, help="score on at most this many held-out batches; null = all")
@@ -44,6 +55,9 @@ class SearchConfig:
 
     def validate(self) -> None:
         """Cross-field checks: limits ordered, parents within the population, children fit a generation."""
+        if self.estimator != "top1" and self.objective == "infonce":
+            raise ConfigError(f"search.estimator: {self.estimator} needs a ce super-net (decoders with classes); "
+                              "use top1 for infonce")
         if self.min_flops is not None and self.max_flops is not None and self.min_flops > self.max_flops:
             raise ConfigError(f"search.min_flops ({self.min_flops:g}) is above search.max_flops "
                               f"({self.max_flops:g})")

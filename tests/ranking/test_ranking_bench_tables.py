@@ -1,0 +1,39 @@
+"""bench/ranking_nasbench_macro.py: regret and band-tau tables aggregate units over seeds (mean ± std)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+from lwsl_ds.ranking.budget import flops_band_tau, regret_table
+
+REPO = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("rank_bench", REPO / "bench" / "ranking_nasbench_macro.py")
+bench = importlib.util.module_from_spec(spec)
+sys.modules["rank_bench"] = bench  # dataclasses resolve their module while the file executes
+spec.loader.exec_module(bench)
+
+KEYS = [f"k{i}" for i in range(12)]
+FLOPS = {k: float(i) for i, k in enumerate(KEYS)}
+TRUTH = {k: 90.0 + (i % 4) for i, k in enumerate(KEYS)}
+
+
+def _unit(scores):
+    est = {"band_tau": flops_band_tau(KEYS, scores, TRUTH, FLOPS, bands=3, resamples=20),
+           "regret": regret_table(KEYS, scores, TRUTH, FLOPS, {"p50": 5.5}, evaluations=3, seeds=range(4),
+                                  searched={"p50": ["k3"]})}
+    return {"budget": {"estimators": {e: est for e in bench.ESTIMATORS}}}
+
+
+def test_tables_average_over_seeds():
+    state = {"non_greedy": _unit({k: TRUTH[k] for k in KEYS}), "non_greedy_s1": _unit({k: -FLOPS[k] for k in KEYS})}
+    md = bench.table(state, "smoke", bench.BUDGETS["smoke"], "cmd", {"non_greedy": ["non_greedy", "non_greedy_s1"]})
+    # seed 0 scores = truth: table regret 0 at p50; seed 1 prefers the smallest arch k0 (90.0, best 93.0): 3.0
+    row = next(line for line in md.splitlines() if line.startswith("| non_greedy (n=2) | top1 | p50"))
+    cells = [c.strip() for c in row.split("|")]
+    assert cells[5] == "0.00 ± 0.00"        # search: k3 (93.0) both times
+    assert cells[6] == "1.50 ± 2.12"        # table: 0 and 3
+    assert cells[8] == "2.00"               # FLOPs baseline k5 (91.0): the same for every unit
+    band = next(line for line in md.splitlines() if line.startswith("| non_greedy | 2 | top1 |"))
+    assert "±" in band
