@@ -155,19 +155,23 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as e:
         print(f"error: {e.one_line()}", file=sys.stderr)
         return 2
-    if main_rank:
-        log.info("%s", describe_pipeline(cfg.data, scored, "scored"))
-    scored_images = scored.num_samples if scfg.val_batches is None else min(scored.num_samples,
-                                                                             scfg.val_batches * scfg.batch_size)
+    scored_images = None
+    if scored is None:  # search.score_table: every score read from the table, no data loaded
+        log.info("scores read from %s (%s)", scfg.score_table, scfg.estimator)
+    else:
+        if main_rank:
+            log.info("%s", describe_pipeline(cfg.data, scored, "scored"))
+        scored_images = scored.num_samples if scfg.val_batches is None else min(scored.num_samples,
+                                                                                 scfg.val_batches * scfg.batch_size)
 
     from lwsl_ds.search.report import plot_search
 
     def after_generation(s: Search, new: list[dict]) -> None:
         if main_rank:
             best = s.result().best
-            log.info("generation %d/%d: %d new, best %s top-1 %.2f%% at %.2fM MACs, %.3fM params", s.generation,
-                     scfg.generations, len(new), best["arch"], 100 * best["score"], best[scfg.cost_metric] / 1e6,
-                     best["params"] / 1e6)
+            log.info("generation %d/%d: %d new, best %s score %.4f (%s) at %.2fM MACs, %.3fM params", s.generation,
+                     scfg.generations, len(new), best["arch"], best["score"], scfg.estimator,
+                     best[scfg.cost_metric] / 1e6, best["params"] / 1e6)
             plot_search(out_dir / "search.png", s.history, metric=scfg.cost_metric, max_flops=scfg.max_flops,
                         min_flops=scfg.min_flops, best=best,
                         title=f"{space.name}: {scfg.algorithm}, {s.constraints.describe()}")

@@ -21,7 +21,7 @@ __all__ = ["MAY_CHANGE", "train_fingerprint", "saved_train_fingerprint", "retrai
 # Keys (flattened) that may differ between a run and its resume.
 MAY_CHANGE = frozenset("""
 train.log_every train.checkpoint_every train.keep_checkpoints train.threads train.progress train.max_minutes
-train.max_steps train.epochs train.dist_timeout_s train.extend train.heldout_archs
+train.max_steps train.epochs train.dist_timeout_s train.extend train.heldout_archs train.parallel.timeout_s
 retrain.log_every_steps retrain.checkpoint_every_steps retrain.keep_checkpoints retrain.max_steps retrain.epochs
 retrain.eval_every_epochs retrain.eval_batches retrain.export retrain.dist_timeout_s retrain.arch retrain.extend
 data.num_workers data.num_threads

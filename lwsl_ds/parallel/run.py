@@ -27,6 +27,7 @@ from .config import ParallelConfig
 __all__ = ["train_layer_parallel", "CKPT_DIR"]
 
 CKPT_DIR = "checkpoints_layer_parallel"
+FINGERPRINT_FILE = "fingerprint.json"  # what a --resume must not change (lwsl_ds/common/fingerprint.py)
 log = logging.getLogger("lwsl_ds.parallel")
 
 
@@ -95,6 +96,15 @@ def train_layer_parallel(cfg, ds: Mapping[str, Any], par: ParallelConfig, *, res
     if tag is not None and not resume:
         raise ConfigError(f"{run_dir} already holds layer-parallel checkpoints (latest {tag}); pass --resume "
                           "or choose another name=/run_root=")
+    from ..common.fingerprint import check_resume, train_fingerprint
+
+    fingerprint, fp_file = train_fingerprint(cfg, ds, world, backend), run_dir / FINGERPRINT_FILE
+    if resume and tag is not None:  # the same experiment, or refused before anything is built
+        if not fp_file.is_file():
+            raise ConfigError(f"{fp_file}: missing, so --resume cannot check that this is the same experiment "
+                              f"(a run from an older version); start a new run with another name= (not {cfg.name!r})")
+        check_resume(json.loads(fp_file.read_text()), fingerprint, str(fp_file),
+                     f"start a new run with another name= (not {cfg.name!r})")
     space = load_space(cfg.space.name, cfg.space.resolution, cfg.space.num_classes)
     data_cfg = cfg.data if cfg.data.resolution is not None else dataclasses.replace(cfg.data,
                                                                                     resolution=space.resolution)
@@ -134,6 +144,8 @@ def train_layer_parallel(cfg, ds: Mapping[str, Any], par: ParallelConfig, *, res
         write_atomic(run_dir / "config.yaml", recorded_yaml(cfg, recorded))
         write_atomic(run_dir / "ds_config.json", json.dumps(dict(ds), indent=1))
         write_atomic(run_dir / "parallel.yaml", yaml.safe_dump(dataclasses.asdict(par), sort_keys=False))
+        if not (resume and tag is not None):  # the first run's fingerprint is the one every resume must match
+            write_atomic(fp_file, json.dumps(fingerprint, indent=1, sort_keys=True))
         if secs is not None or not saved.exists():
             write_atomic(saved, json.dumps({"groups": groups, "layer_seconds": secs}))
         log.info("layer-parallel: %d groups x %d data ranks, groups %s, %d steps\n%s", G, D, groups, total,
