@@ -29,8 +29,8 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import CheckpointError
-from .safe_io import check_space, load_tensor_file, remove_stale, save_tensor_file, verify_digests, write_digests
+from .safe_io import (check_space, load_tensor_file, read_json_object, remove_stale, save_tensor_file,
+                      verify_digests, write_digests)
 
 if TYPE_CHECKING:  # torch is imported by the functions that need it: finding a checkpoint needs none
     import torch
@@ -128,13 +128,7 @@ def find_latest(run_dir: str | Path, verify: bool = True) -> tuple[Path, dict[st
 
 def read_manifest(path: Path) -> dict[str, Any]:
     """A checkpoint's ``manifest.json``; a corrupt one raises CheckpointError naming it."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(doc, dict):
-            raise ValueError("not a JSON object")
-        return doc
-    except (ValueError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: corrupt checkpoint manifest ({' '.join(str(e).split())[:120]})") from None
+    return read_json_object(path, "checkpoint manifest")
 
 
 def load_rng(directory: str | Path, rank: int) -> dict[str, Any] | None:

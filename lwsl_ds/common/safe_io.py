@@ -27,7 +27,7 @@ from typing import Any, Iterable
 from .errors import CheckpointError, DiskFullError
 
 __all__ = ["DIGESTS", "load_tensor_file", "save_tensor_file", "write_digests", "verify_digests", "file_sha256",
-           "check_file_sha256", "secure_engine",
+           "check_file_sha256", "read_json_object", "secure_engine",
            "remove_stale", "check_space"]
 
 DIGESTS = "sha256.json"
@@ -93,6 +93,18 @@ def save_tensor_file(obj: Any, path: str | Path, **kwargs: Any) -> None:
     except (RuntimeError, OSError) as e:
         check_space(path, e)
         raise
+
+
+def read_json_object(path: str | Path, what: str, hint: str = "") -> dict[str, Any]:
+    """A JSON object file (manifest, meta, search state); a corrupt one raises CheckpointError naming it."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        return doc
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: corrupt {what} ({' '.join(str(e).split())[:120]}){hint}") from None
 
 
 def file_sha256(path: str | Path) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from ..common.errors import CheckpointError
-from ..common.safe_io import load_tensor_file, save_tensor_file, verify_digests, write_digests
+from ..common.safe_io import load_tensor_file, read_json_object, save_tensor_file, verify_digests, write_digests
 
 __all__ = ["CheckpointError", "checkpoint_dir", "find_latest", "list_checkpoints", "save", "load_rank_state",
            "read_meta", "verify", "load_weights"]
@@ -55,13 +55,7 @@ def read_meta(ckpt: str | Path) -> dict[str, Any]:
     path = Path(ckpt) / "meta.json"
     if not path.is_file():
         raise CheckpointError(f"{ckpt}: not a complete checkpoint (no meta.json)")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(doc, dict):
-            raise ValueError("not a JSON object")
-        return doc
-    except (ValueError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: corrupt checkpoint metadata ({' '.join(str(e).split())[:120]})") from None
+    return read_json_object(path, "checkpoint metadata")
 
 
 def verify(ckpt: str | Path) -> dict[str, Any]:

@@ -8,8 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..common.errors import CheckpointError
-from ..common.safe_io import check_space, remove_stale
+from ..common.safe_io import check_space, read_json_object, remove_stale
 
 __all__ = ["write_json_atomic", "read_state", "rng_to_json", "rng_from_json"]
 
@@ -39,14 +38,7 @@ def read_state(path: str | Path) -> dict | None:
     remove_stale(path.parent, [f"{path.name}.*.tmp"])  # left by writers killed mid-write
     if not path.is_file():
         return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(doc, dict):
-            raise ValueError("not a JSON object")
-        return doc
-    except (ValueError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: corrupt search state ({' '.join(str(e).split())[:120]}); run again with "
-                              "--restart to start the search over") from None
+    return read_json_object(path, "search state", "; run again with --restart to start the search over")
 
 
 def rng_to_json(state: tuple) -> list:
