@@ -52,21 +52,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _init_distributed(timeout_s: float) -> None:
-    """Create the process group only when launched with several ranks (a plain process needs none)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 and "SLURM_NTASKS" not in os.environ:
-        return
+def _init_distributed(timeout_s: float) -> bool:
+    """Create the process group only when launched with several ranks (a plain process needs none).
+
+    Returns whether this call created it: only then does the search destroy it at the end (called in-process,
+    e.g. by the benchmark or a test, it must not tear down its caller's group).
+    """
+    import torch.distributed as td
+
+    if td.is_initialized() or (int(os.environ.get("WORLD_SIZE", "1")) <= 1 and "SLURM_NTASKS" not in os.environ):
+        return False
     try:
         from lwsl_ds.common.dist import init_distributed
     except ImportError:  # fall back to plain torch.distributed (gloo on CPU, nccl on GPU)
         from datetime import timedelta
 
         import torch
-        import torch.distributed as td
 
         td.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=timedelta(seconds=timeout_s))
-        return
+        return True
     init_distributed(timeout_s=timeout_s)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     from lwsl_ds.search.distributed import rank_and_world
     from lwsl_ds.space import load_space
 
-    _init_distributed(args.dist_timeout)
+    owns_group = _init_distributed(args.dist_timeout)
     rank, world = rank_and_world()
     main_rank = rank == 0
     space = load_space(cfg.space.name, cfg.space.resolution, cfg.space.num_classes)
@@ -138,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             _write_outputs(space, search, cfg, ckpt, out_dir, t0=t0,
                            objective=cfg.train.objective if scfg.objective == "auto" else scfg.objective)
         _barrier()
-        _shutdown()
+        _shutdown(owns_group)
         return 0
 
     from lwsl_ds.search.loading import load_supernet_from_run
@@ -194,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     if main_rank:
         _write_outputs(space, search, cfg, ckpt, out_dir, objective=evaluator.objective, t0=t0, images=scored_images)
     _barrier()
-    _shutdown()
+    _shutdown(owns_group)
     return 0
 
 
@@ -249,10 +255,10 @@ def _barrier() -> None:
         td.barrier()
 
 
-def _shutdown() -> None:
+def _shutdown(owns_group: bool) -> None:
     import torch.distributed as td
 
-    if td.is_available() and td.is_initialized():
+    if owns_group and td.is_available() and td.is_initialized():
         td.destroy_process_group()
 
 
