@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     validate_ds_config(ds, env.world_size, where=args.ds_config)
 
     # ---- the run directory: a new run, or a resume of the same experiment from verified files
-    from lwsl_ds.common.checkpoint import find_latest, load_rng, write_atomic
+    from lwsl_ds.common.atomic import write_atomic
+    from lwsl_ds.common.checkpoint import find_latest, load_rng
     from lwsl_ds.common.fingerprint import check_resume, saved_train_fingerprint, train_fingerprint
     from lwsl_ds.common.safe_io import remove_stale
     from lwsl_ds.config import ConfigError

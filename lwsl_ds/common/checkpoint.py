@@ -20,7 +20,6 @@ Loading: :func:`find_latest` returns only a checkpoint whose files match its ``s
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
@@ -29,33 +28,17 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .safe_io import (check_space, load_tensor_file, read_json_object, remove_stale, save_tensor_file,
+from .atomic import write_atomic
+from .safe_io import (load_tensor_file, read_json_object, remove_stale, save_tensor_file,
                       verify_digests, write_digests)
 
 if TYPE_CHECKING:  # torch is imported by the functions that need it: finding a checkpoint needs none
     import torch
 
-__all__ = ["save_checkpoint", "find_latest", "read_manifest", "load_rng", "write_atomic", "fault_point"]
+__all__ = ["save_checkpoint", "find_latest", "read_manifest", "load_rng", "fault_point"]
 
 
 _TAG = re.compile(r"step\d{8,}")
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file, fsync and rename."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        if os.environ.get("LWSL_FAULT") == "enospc":
-            raise OSError(errno.ENOSPC, "simulated by LWSL_FAULT=enospc", str(tmp))
-        with tmp.open("w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as e:
-        check_space(path, e)
-        raise
-    os.replace(tmp, path)
 
 
 def fault_point(name: str, step: int) -> None:

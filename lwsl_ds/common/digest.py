@@ -51,7 +51,7 @@ def gather_digests(module: torch.nn.Module) -> list[dict[str, Any]]:
 
 def write_digests(path: str | Path, digests: list[dict[str, Any]], **extra: Any) -> Path:
     """Write ``{**extra, "ranks": digests, "params_equal": bool}`` as JSON (rank 0 calls it)."""
-    from .checkpoint import write_atomic
+    from .atomic import write_atomic
 
     doc = {**extra, "params_equal": len({d["params"] for d in digests}) == 1, "ranks": digests}
     write_atomic(Path(path), json.dumps(doc, indent=1))

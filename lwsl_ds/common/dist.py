@@ -33,7 +33,8 @@ from datetime import timedelta
 
 from .launch_env import LaunchEnv, detect, resolve
 
-__all__ = ["init_distributed", "world", "is_main", "barrier", "shutdown", "device", "describe_peer_failure"]
+__all__ = ["init_distributed", "world", "is_main", "barrier", "shutdown", "device", "describe_peer_failure",
+           "has_group", "group_size", "group_rank", "is_multi_rank", "set_cpu_threads", "check_divides"]
 
 _ENV: LaunchEnv | None = None
 _TIMEOUT_S: float | None = None
@@ -132,11 +133,56 @@ def is_main() -> bool:
     return world().rank == 0
 
 
+def has_group() -> bool:
+    """True when a torch.distributed process group exists (the one check every module asks)."""
+    import torch.distributed as td
+
+    return td.is_available() and td.is_initialized()
+
+
+def group_size() -> int:
+    """World size of the process group; 1 when there is none (a single plain process)."""
+    import torch.distributed as td
+
+    return td.get_world_size() if has_group() else 1
+
+
+def group_rank() -> int:
+    """Rank in the process group; 0 when there is none."""
+    import torch.distributed as td
+
+    return td.get_rank() if has_group() else 0
+
+
+def is_multi_rank() -> bool:
+    """True when a process group of more than one rank exists (collectives are needed)."""
+    return group_size() > 1
+
+
+def set_cpu_threads(requested: int | None, local_ranks: int) -> int:
+    """Set torch's intra-op threads: ``requested``, else the cores split evenly over this node's ranks; returns it."""
+    import torch
+
+    # More threads than cores per rank only oversubscribe: ranks on one node would fight for the same cores.
+    n = requested or max(1, (os.cpu_count() or 1) // max(local_ranks, 1))
+    torch.set_num_threads(n)
+    return n
+
+
+def check_divides(data_parallel: int, world_size: int, key: str) -> None:
+    """Refuse a data-parallel width that does not divide the launched ranks, naming the config ``key``."""
+    from ..config.schema import ConfigError
+
+    if data_parallel < 1 or world_size % data_parallel:
+        raise ConfigError(f"{key}={data_parallel} does not divide the world size {world_size} "
+                          "(launch a multiple of it, or change the key)")
+
+
 def barrier() -> None:
     """Wait for every rank; a no-op when no process group exists (a single plain process)."""
     import torch.distributed as td
 
-    if td.is_available() and td.is_initialized() and td.get_world_size() > 1:
+    if is_multi_rank():
         td.barrier()
 
 

@@ -139,16 +139,9 @@ def write_digests(directory: str | Path) -> Path:
     files = {p.relative_to(directory).as_posix(): _sha256(p) for p in sorted(directory.rglob("*"))
              if p.is_file() and p.name != DIGESTS}
     out = directory / DIGESTS
-    tmp = out.with_name(DIGESTS + ".tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            json.dump({"sha256": files}, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as e:
-        check_space(tmp, e)
-        raise
-    os.replace(tmp, out)
+    from .atomic import write_json_atomic  # atomic.py builds on check_space above
+
+    write_json_atomic(out, {"sha256": files}, sort_keys=True)
     return out
 
 

@@ -45,7 +45,7 @@ def preprocess_doc(cfg: DataConfig, *, class_names: Sequence[str], in_channels: 
 
 def write_preprocess(folder: str | Path, doc: dict[str, Any]) -> Path:
     """Write ``preprocess.json`` into ``folder`` atomically; returns its path."""
-    from ..common.checkpoint import write_atomic
+    from ..common.atomic import write_atomic
 
     path = Path(folder) / PREPROCESS_FILE
     write_atomic(path, json.dumps(doc, indent=1))

@@ -66,7 +66,7 @@ def train_layer_parallel(cfg, ds: Mapping[str, Any], par: ParallelConfig, *, res
     import torch.distributed as td
     import yaml
 
-    from ..common.checkpoint import write_atomic
+    from ..common.atomic import write_atomic
     from ..common.dist import device, init_distributed
     from ..common.seeding import seed_everything
     from ..config.ds_config import micro_batch_size, validate_ds_config

@@ -20,7 +20,7 @@ HELDOUT_FILE = "heldout.json"
 def heldout_check(supernet: Any, cfg: Any, out_dir: str | Path, *, archs: int = 3, max_batches: int = 10,
                   device: Any = "cpu") -> dict:
     """Score ``archs`` sub-nets (seeded sample) on the scoring split; writes ``<out_dir>/heldout.json``."""
-    from ..common.checkpoint import write_atomic
+    from ..common.atomic import write_atomic
     from ..space import describe, sample_arch
     from .scoring import build_evaluator, scoring_split_text
 
