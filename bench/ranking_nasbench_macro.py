@@ -525,6 +525,8 @@ def main(argv: list[str] | None = None) -> int:
     state["budget"] = {"name": args.budget, **asdict(budget)}
     command = " ".join([".venv/bin/python", "bench/ranking_nasbench_macro.py", *(argv or sys.argv[1:])])
     os.environ.setdefault("PYTHONPATH", str(REPO))
+    # the named data sets (cifar10-jpeg/, nas-bench-macro/) of the shared data folder beside the checkout
+    os.environ.setdefault("LWSL_DATA_DIR", str(REPO.parent / "shared" / "data"))
     os.environ["OMP_NUM_THREADS"] = "1"  # one core for the bench and its launchers; the other is for others
     import torch
 

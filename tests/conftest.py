@@ -12,6 +12,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LWSL_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+# The named data sets (cifar10-jpeg/, nas-bench-macro/) default to $LWSL_DATA_DIR; point it at the shared
+# folder so in-process calls and the launchers the tests start (they inherit the environment) find them.
+if SHARED_DATA.is_dir():
+    os.environ.setdefault("LWSL_DATA_DIR", str(SHARED_DATA))
 
 
 @pytest.fixture(scope="session")

@@ -32,10 +32,17 @@ def _simulated_enospc(path: Path) -> None:
 
 
 @contextmanager
-def atomic_path(path: str | Path, fsync: bool = True) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on a clean exit it replaces ``path``, on an error it is removed."""
+def atomic_path(path: str | Path, fsync: bool = True, per_process: bool = False,
+                keep_suffix: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on a clean exit it replaces ``path``, on an error it is removed.
+
+    ``per_process``: the temporary name carries the pid, for files several ranks may write at once (the
+    last rename wins, each complete). ``keep_suffix``: ``<stem>.tmp<suffix>``, for writers that insist on
+    the suffix (``torch.export.save`` wants ``.pt2``).
+    """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tag = f"{os.getpid()}.tmp" if per_process else "tmp"
+    tmp = path.with_name(f"{path.stem}.{tag}{path.suffix}" if keep_suffix else f"{path.name}.{tag}")
     try:
         _simulated_enospc(tmp)
         yield tmp
@@ -53,12 +60,13 @@ def atomic_path(path: str | Path, fsync: bool = True) -> Iterator[Path]:
         raise
 
 
-def write_atomic(path: str | Path, text: str) -> None:
+def write_atomic(path: str | Path, text: str, per_process: bool = False) -> None:
     """Write ``text`` to ``path`` atomically (temporary file, fsync, rename)."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, per_process=per_process) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_json_atomic(path: str | Path, obj: Any, indent: int | None = 1, **dump_kw: Any) -> None:
+def write_json_atomic(path: str | Path, obj: Any, indent: int | None = 1, per_process: bool = False,
+                      **dump_kw: Any) -> None:
     """Write ``obj`` as JSON to ``path`` atomically."""
-    write_atomic(path, json.dumps(obj, indent=indent, **dump_kw))
+    write_atomic(path, json.dumps(obj, indent=indent, **dump_kw), per_process=per_process)

@@ -105,7 +105,7 @@ def describe_peer_failure(error: BaseException) -> str:
     limit = f"{_TIMEOUT_S:g} s" if _TIMEOUT_S else "the timeout"
     tail = (f"a collective did not complete within {limit} ({first}); the job ends here - look at that rank's "
             "log and node, then resume with --resume")
-    if not (td.is_available() and td.is_initialized()) or td.get_world_size() < 2:
+    if not is_multi_rank():
         return tail
     _BEAT_STOP.set()
     me, n = td.get_rank(), td.get_world_size()
@@ -171,7 +171,7 @@ def set_cpu_threads(requested: int | None, local_ranks: int) -> int:
 
 def check_divides(data_parallel: int, world_size: int, key: str) -> None:
     """Refuse a data-parallel width that does not divide the launched ranks, naming the config ``key``."""
-    from ..config.schema import ConfigError
+    from .errors import ConfigError
 
     if data_parallel < 1 or world_size % data_parallel:
         raise ConfigError(f"{key}={data_parallel} does not divide the world size {world_size} "
@@ -201,6 +201,6 @@ def shutdown() -> None:
     import torch.distributed as td
 
     _BEAT_STOP.set()
-    if td.is_available() and td.is_initialized():
+    if has_group():
         td.destroy_process_group()
     _ENV = None

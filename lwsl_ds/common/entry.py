@@ -44,7 +44,7 @@ def _is_collective_failure(e: BaseException) -> bool:
 
 def describe_error(e: BaseException) -> tuple[str, int] | None:
     """(one-line message, exit code) for an error the user can fix, None for a bug (keeps its traceback)."""
-    from ..config.schema import ConfigError
+    from .errors import ConfigError
     from .errors import CheckpointError, DiskFullError
 
     kind = type(e).__name__

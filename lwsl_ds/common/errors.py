@@ -1,14 +1,18 @@
 """The project's error kinds that a launcher reports as one line (exit code 2) instead of a traceback.
 
-``ConfigError`` (a bad key or value) lives in ``config/schema.py`` and ``DataError`` (a bad data set) in
-``data/sources.py``; the two below are about files a run reads or writes.
+``ConfigError`` (a bad key or value; re-exported by ``config/schema.py``) lives here because every layer
+raises it and ``common`` imports nothing above it; ``DataError`` (a bad data set) lives in ``data/sources.py``.
 """
 
 from __future__ import annotations
 
 import errno
 
-__all__ = ["CheckpointError", "DiskFullError"]
+__all__ = ["ConfigError", "CheckpointError", "DiskFullError"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown, of the wrong type or out of range."""
 
 
 class CheckpointError(RuntimeError):

@@ -29,6 +29,8 @@ import subprocess
 import sys
 from typing import NoReturn
 
+from .dist import barrier, group_rank, has_group, is_multi_rank
+
 __all__ = ["Preemption", "requeue_job"]
 
 DEFAULT_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
@@ -89,7 +91,7 @@ class Preemption:
         import torch.distributed as td
 
         local = self.requested
-        if not (td.is_available() and td.is_initialized()) or td.get_world_size() == 1:
+        if not is_multi_rank():
             return local
         import torch
 
@@ -105,14 +107,8 @@ class Preemption:
         Outside Slurm there is nothing to requeue: the process just exits with ``code``, and the next
         manual run resumes from the checkpoint.
         """
-        import torch.distributed as td
-
-        if td.is_available() and td.is_initialized():
-            if td.get_world_size() > 1:
-                td.barrier()  # every rank's checkpoint shard is on disk before the job is killed
-            rank = td.get_rank()
-        else:
-            rank = int(os.environ.get("RANK", "0"))
+        barrier()  # every rank's checkpoint shard is on disk before the job is killed
+        rank = group_rank() if has_group() else int(os.environ.get("RANK", "0"))
         if rank == 0:
             requeue_job()
         sys.stdout.flush()

@@ -247,7 +247,7 @@ def derive_group_config(base: Mapping[str, Any], override: Mapping[str, Any] | N
 
     ``gradient_accumulation_steps`` becomes the number of backward calls this engine gets per training step
     (each backward is one micro-step, ``scale_wrt_gas=False``: the only way ZeRO 1/2 sum several losses per
-    step correctly, see shared/notes/platform-facts.md). ``optimizer``/``scheduler`` stay in the returned
+    step correctly: with the default scaling ZeRO 1/2 average the losses instead of summing them). ``optimizer``/``scheduler`` stay in the returned
     dict for :func:`lwsl_ds.engines.optim.build_optimizer`; the engine factory removes them before
     ``deepspeed.initialize`` because the toolkit builds them itself. Enabled monitors get ``job_name`` and,
     unless the ds_config sets one, ``monitor_dir`` as their output path (DeepSpeed's default is the cwd).

@@ -17,11 +17,11 @@ line naming it: retraining once replaced a super-net's ``checkpoints/latest`` be
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Optional
 
 from .schema import ConfigError
+from ..common.atomic import write_atomic
 
 __all__ = ["PHASES", "MARKER", "experiment_dir", "phase_dir", "detect_phase", "claim", "check_folder",
            "phase_folders", "beside_supernet"]
@@ -132,7 +132,5 @@ def claim(folder: str | Path, phase: str, *, option: str = "--run_dir", write: b
         folder.mkdir(parents=True, exist_ok=True)
         marker = folder / MARKER
         if not marker.is_file():
-            tmp = folder / f"{MARKER}.{os.getpid()}.tmp"
-            tmp.write_text(phase + "\n")
-            os.replace(tmp, marker)
+            write_atomic(marker, phase + "\n", per_process=True)
     return folder

@@ -16,11 +16,9 @@ import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
+from ..common.errors import ConfigError
+
 __all__ = ["ConfigError", "from_dict", "to_dict", "spec"]
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown, of the wrong type or out of range."""
 
 
 def spec(default: Any = dataclasses.MISSING, *, help: str = "", **constraints: Any) -> Any:

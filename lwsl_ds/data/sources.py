@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..config.sections.data import DEFAULT_ROOT, DataConfig
+from ..config.sections.data import DATA_DIR_ENV, DataConfig, default_root
 
 __all__ = ["DataError", "SampleIndex", "build_index", "resolve_root", "IMAGE_EXTENSIONS"]
 
@@ -70,7 +70,8 @@ def resolve_root(path: str, *, must_exist: bool = True) -> Path:
             return c.resolve()
     if must_exist:
         tried = ", ".join(str(c) for c in candidates)
-        raise DataError(f"data root {path!r} does not exist (tried {tried})")
+        hint = "" if Path(path).is_absolute() else f"; set data.root, or {DATA_DIR_ENV} for the named data sets"
+        raise DataError(f"data root {path!r} does not exist (tried {tried}{hint})")
     return candidates[0]
 
 
@@ -89,14 +90,14 @@ def build_index(cfg: DataConfig, split: str) -> SampleIndex:
     source_split = "val" if split == "val" else "train"
     limit = cfg.max_per_class if split in ("train", "fit") else cfg.val_max_per_class
     if cfg.source == "cifar10":
-        index = _cifar10_index(resolve_root(cfg.root or DEFAULT_ROOT["cifar10"]), source_split)
+        index = _cifar10_index(resolve_root(cfg.root or default_root("cifar10")), source_split)
     elif cfg.source == "filelist":
         index = _filelist_index(cfg, source_split)
     else:
         if cfg.source == "demo":
             from .demo_dataset import ensure
 
-            root = ensure(resolve_root(cfg.root or DEFAULT_ROOT["demo"], must_exist=False))
+            root = ensure(resolve_root(cfg.root or default_root("demo"), must_exist=False))
         else:
             root = resolve_root(cfg.root)  # type: ignore[arg-type]
         index = _folder_index(root, source_split)

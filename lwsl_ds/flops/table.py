@@ -20,6 +20,7 @@ import numpy as np
 from ..config.schema import to_dict
 from ..space.arch import Arch, parse_arch
 from ..space.spec import SearchSpace
+from ..common.atomic import write_json_atomic
 
 __all__ = ["METRICS", "ArchCost", "CostTable", "build_cost_table", "default_cache_dir", "space_fingerprint",
            "archs_to_array"]
@@ -217,9 +218,7 @@ def build_cost_table(space: SearchSpace, cache_dir: str | Path | None = None, *,
     fixed, layers = _count_space(space)
     table = CostTable(space, fixed, layers, meta)
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(table.to_json(), indent=1))
-    os.replace(tmp, path)
+    write_json_atomic(path, table.to_json(), per_process=True)
     return table
 
 

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from ..common.atomic import write_json_atomic
 
 _LIVE: set[int] = set()  # process groups started by run_child and not finished yet
 
@@ -47,9 +48,7 @@ class Result:
 
     def save(self) -> None:
         """Write the document (temp file + rename: a reader never sees half a file)."""
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.doc, indent=1, default=str))
-        os.replace(tmp, self.path)
+        write_json_atomic(self.path, self.doc, default=str)
 
     def add(self, **item: Any) -> dict[str, Any]:
         """Append an item and save; returns it (later updates need another ``save``)."""

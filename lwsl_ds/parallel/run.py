@@ -27,7 +27,7 @@ from .config import ParallelConfig
 __all__ = ["train_layer_parallel", "CKPT_DIR"]
 
 CKPT_DIR = "checkpoints_layer_parallel"
-FINGERPRINT_FILE = "fingerprint.json"  # what a --resume must not change (lwsl_ds/common/fingerprint.py)
+FINGERPRINT_FILE = "fingerprint.json"  # what a --resume must not change (lwsl_ds/config/fingerprint.py)
 log = logging.getLogger("lwsl_ds.parallel")
 
 
@@ -96,7 +96,7 @@ def train_layer_parallel(cfg, ds: Mapping[str, Any], par: ParallelConfig, *, res
     if tag is not None and not resume:
         raise ConfigError(f"{run_dir} already holds layer-parallel checkpoints (latest {tag}); pass --resume "
                           "or choose another name=/run_root=")
-    from ..common.fingerprint import check_resume, train_fingerprint
+    from ..config.fingerprint import check_resume, train_fingerprint
 
     fingerprint, fp_file = train_fingerprint(cfg, ds, world, backend), run_dir / FINGERPRINT_FILE
     if resume and tag is not None:  # the same experiment, or refused before anything is built

@@ -11,6 +11,7 @@ import html
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from ..common.atomic import write_atomic
 
 __all__ = ["Table", "Figure", "Section", "Report"]
 
@@ -108,9 +109,7 @@ class Report:
         paths = []
         for suffix, text in ((".html", self.to_html()), (".md", self.to_markdown(out))):
             p = out / f"{stem}{suffix}"
-            tmp = p.with_suffix(suffix + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, p)
+            write_atomic(p, text)
             paths.append(p)
         return paths[0], paths[1]
 

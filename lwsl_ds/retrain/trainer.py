@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..common import dist
 from ..common.preemption import Preemption
-from ..common.fingerprint import check_resume, retrain_fingerprint
+from ..config.fingerprint import check_resume, retrain_fingerprint
 from ..common.safe_io import remove_stale, secure_engine
 from ..config.ds_config import micro_batch_size, validate_ds_config
 from ..config.schema import ConfigError

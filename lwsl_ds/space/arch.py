@@ -104,16 +104,15 @@ def all_archs(space: SearchSpace) -> Iterator[Arch]:
 
 def save_arch(path: str | Path, space: SearchSpace, arch: Arch, **extra: Any) -> Path:
     """Write an arch YAML (space, key, named form, extra fields such as flops/score) atomically."""
-    import os
     import yaml
+
+    from ..common.atomic import write_atomic
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"space": space.name, "resolution": space.resolution, "num_classes": space.num_classes,
            "arch": arch.key, "named": describe(space, arch), **extra}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
-    os.replace(tmp, path)
+    write_atomic(path, yaml.safe_dump(doc, sort_keys=False))
     return path
 
 

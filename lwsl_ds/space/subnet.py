@@ -9,7 +9,6 @@ writes weights (safe to load with ``weights_only=True``), the arch YAML, and a `
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ from torch import nn
 from .arch import Arch, parse_arch, save_arch
 from .builders import build_choice, build_head, build_stem
 from .spec import SearchSpace
+from ..common.atomic import atomic_path
 
 __all__ = ["SubNet", "build_subnet", "materialize", "export_subnet", "load_subnet_weights"]
 
@@ -71,17 +71,15 @@ def export_subnet(out_dir: str | Path, subnet: SubNet, space: SearchSpace, arch:
     was_training = subnet.training
     subnet.eval()
     weights = out / "weights.pt"
-    tmp = out / "weights.pt.tmp"
-    torch.save(subnet.state_dict(), tmp)
-    os.replace(tmp, weights)
+    with atomic_path(weights) as tmp:
+        torch.save(subnet.state_dict(), tmp)
     # torch.export (TorchScript is deprecated in torch 2.14); batch size stays dynamic. Costs ~2-5 s.
     example = torch.zeros(2, space.in_channels, space.resolution, space.resolution)
     batch = torch.export.Dim("batch", min=1, max=65536)
     program = torch.export.export(copy.deepcopy(subnet).cpu().float().eval(), (example,),
                                   dynamic_shapes=({0: batch},))
     exported = out / "subnet.pt2"
-    tmp = out / "subnet.tmp.pt2"  # torch.export wants the .pt2 suffix
-    torch.export.save(program, str(tmp))
-    os.replace(tmp, exported)
+    with atomic_path(exported, keep_suffix=True) as tmp:  # torch.export wants the .pt2 suffix
+        torch.export.save(program, str(tmp))
     subnet.train(was_training)
     return {"weights": weights, "arch": save_arch(out / "arch.yaml", space, arch, **extra), "program": exported}

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lwsl_ds.common.errors import CheckpointError, DiskFullError
-from lwsl_ds.common.fingerprint import check_resume, flatten
+from lwsl_ds.config.fingerprint import check_resume, flatten
 from lwsl_ds.common.safe_io import (load_tensor_file, remove_stale, save_tensor_file, verify_digests,
                                     write_digests)
 from lwsl_ds.config import ConfigError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -17,7 +18,17 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 SMALL_RESOLUTION = 48  # at or below: the CIFAR-style recipe (pad-crop, no jitter, no val resize) by default
-DEFAULT_ROOT = {"cifar10": "../shared/data/cifar10-jpeg", "demo": ".cache/demo-data"}
+DATA_DIR_ENV = "LWSL_DATA_DIR"  # folder of the named data sets (cifar10-jpeg/, nas-bench-macro/); default ./data
+
+
+def data_dir() -> str:
+    """Folder the named data sets are read from: ``$LWSL_DATA_DIR``, else ``data`` (cwd, then repository root)."""
+    return os.environ.get(DATA_DIR_ENV) or "data"
+
+
+def default_root(source: str) -> str:
+    """The data root a source reads when ``data.root`` is not set."""
+    return {"cifar10": f"{data_dir()}/cifar10-jpeg", "demo": ".cache/demo-data"}[source]
 
 
 @dataclass(frozen=True)
@@ -27,7 +38,8 @@ class DataConfig:
     source: Source = spec("demo", help="folder: root/{train,val}/<class>/*; filelist: train_list/val_list "
                                        "of 'relative/path label' lines under root; cifar10: the packed "
                                        "JPEG npz; demo: synthetic data generated into root if missing")
-    root: Optional[str] = spec(None, help="data folder; default: ../shared/data/cifar10-jpeg (cifar10), "
+    root: Optional[str] = spec(None, help="data folder; default: $LWSL_DATA_DIR/cifar10-jpeg (cifar10; "
+                                          "LWSL_DATA_DIR defaults to data), "
                                           ".cache/demo-data (demo); relative paths are tried against the cwd, "
                                           "then against the repository root")
     train_list: Optional[str] = spec(None, help="filelist source: train list file (relative to root)")

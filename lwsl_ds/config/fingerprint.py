@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..config.schema import ConfigError, to_dict
+from .schema import ConfigError, to_dict
 
 __all__ = ["MAY_CHANGE", "train_fingerprint", "saved_train_fingerprint", "retrain_fingerprint", "check_resume", "flatten"]
 
@@ -42,7 +42,7 @@ def flatten(doc: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _ds_part(ds: Mapping[str, Any], world_size: int) -> dict[str, Any]:
-    from ..config.ds_config import micro_batch_size
+    from .ds_config import micro_batch_size
 
     flat = flatten({k: v for k, v in ds.items() if not str(k).startswith("_")})
     out = {}
@@ -72,7 +72,7 @@ def saved_train_fingerprint(manifest: Mapping[str, Any]) -> dict[str, Any] | Non
         return dict(manifest["fingerprint"])
     if not isinstance(manifest.get("config"), Mapping) or not isinstance(manifest.get("ds_config"), Mapping):
         return None
-    from ..config.loader import parse_experiment
+    from .loader import parse_experiment
 
     try:
         cfg = parse_experiment(dict(manifest["config"]))
