@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     # ---- the run directory: a new run, or a resume of the same experiment from verified files
     from lwsl_ds.common.atomic import write_atomic
     from lwsl_ds.common.checkpoint import find_latest, load_rng
-    from lwsl_ds.common.fingerprint import check_resume, saved_train_fingerprint, train_fingerprint
+    from lwsl_ds.config.fingerprint import check_resume, saved_train_fingerprint, train_fingerprint
     from lwsl_ds.common.safe_io import remove_stale
     from lwsl_ds.config import ConfigError
 
