@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,24 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     if ns.cmd in PHASES:
         return _launch(PHASES[ns.cmd][0], ns.ranks, ns.args)
     if ns.cmd == "space":
-        from .config import ConfigError
         from .space import load_space
 
-        try:
-            print(load_space(ns.name, ns.resolution).summary())
-        except ConfigError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        print(load_space(ns.name, ns.resolution).summary())
         return 0
     if ns.cmd == "report":
-        from .config import ConfigError
         from .report.build import build_report
 
-        try:
-            html, md = build_report(Path(ns.experiment_dir), screenshot=ns.screenshot)
-        except ConfigError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        html, md = build_report(Path(ns.experiment_dir), screenshot=ns.screenshot)
         print(f"report: {html}\nmarkdown: {md}")
         return 0
     from .demo import main as demo_main
@@ -118,5 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     return demo_main(ns.args)
 
 
+def entry() -> NoReturn:
+    """The ``lwsl`` console script: :func:`main` under the launchers' error path (one line, exit 2)."""
+    from .common.entry import run_main
+
+    run_main(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
