@@ -25,6 +25,7 @@ ds_config; a flag given as well must agree with the run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -34,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lwsl_ds.config.schema import ConfigError, from_dict  # noqa: E402
 from lwsl_ds.config.sections.memory import MemoryConfig  # noqa: E402
+from lwsl_ds.config.sections.train import Levers  # noqa: E402
 
 GIB = 2 ** 30
 MIB = 2 ** 20
@@ -135,7 +137,6 @@ def _from_run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: l
     if not isinstance(t.layer_groups, list):
         raise ConfigError(f"--run {run}: its config records layer_groups={t.layer_groups!r}, not the resolved "
                           "groups (a run from before resolved configs); pass --space/--resolution/--groups")
-    n_groups = len(t.layer_groups)
     precision = "bf16" if ds.get("bf16", {}).get("enabled") else "fp16" if ds.get("fp16", {}).get("enabled") else "fp32"
     world = 1
     from lwsl_ds.common.checkpoint import find_latest
@@ -148,8 +149,7 @@ def _from_run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: l
                "precision": precision,
                "offload": (None if t.offload_inactive is False else [] if t.offload_inactive is True
                            else list(t.offload_inactive)),
-               "checkpoint_groups": (list(range(n_groups)) if t.activation_checkpointing is True
-                                     else list(t.activation_checkpointing or []))}
+               "checkpoint_groups": t.levers.checkpoint_groups(t.layer_groups)}
     given = {a.dest for a in parser._actions for tok in argv if tok.split("=")[0] in a.option_strings}
     for key, value in setting.items():
         if key in given and getattr(args, key) != value:
@@ -211,23 +211,20 @@ def main(argv: list[str] | None = None) -> int:
             _from_run(args, ap, sys.argv[1:] if argv is None else argv)
         fixed_groups = _fill_from_config(args)
         cfg = from_dict(MemoryConfig, {"strategies": args.strategies, "batch_sizes": args.batch,
-                                       "resolution": args.resolution, "rng": args.rng, "budget_mib": args.budget_mib,
-                                       "floor_factor": args.floor_factor, "device_overhead_mib": args.overhead_mib,
-                                       "offload_groups": args.offload is not None,
-                                       "checkpoint_groups": args.checkpoint_groups},
+                                       "resolution": args.resolution, "rng": args.rng,
+                                       "floor_factor": args.floor_factor, "device_overhead_mib": args.overhead_mib},
                         "memory")
         from lwsl_ds.space import load_space
 
         space = load_space(args.space, resolution=cfg.resolution, num_classes=getattr(args, "num_classes", None))
         groups = (fixed_groups if fixed_groups is not None else args.groups if isinstance(args.groups, list)
                   else _split(space.num_layers, args.groups))
-        bad = [g for g in cfg.checkpoint_groups if g >= len(groups)]
-        if bad:
-            raise ConfigError(f"--checkpoint-groups: {bad} out of range for {len(groups)} groups")
-        offload = (list(range(len(groups))) if args.offload == [] else sorted(set(args.offload or [])))
-        bad = [g for g in offload if not 0 <= g < len(groups)]
-        if bad:
-            raise ConfigError(f"--offload: groups {bad} out of range for {len(groups)} groups")
+        # the levers as training takes them (train.*; --offload without a value: every group)
+        levers = Levers(offload_inactive=True if args.offload == [] else list(args.offload or []),
+                        activation_checkpointing=list(args.checkpoint_groups or []))
+        offload, checkpointed = levers.offload_groups(len(groups)), levers.checkpoint_groups(groups)
+        if args.budget_mib is not None:
+            Levers(micro_batches="auto", memory_budget_mib=args.budget_mib)  # checks it
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -242,10 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    ckpt_layers = [i for g in cfg.checkpoint_groups for i in groups[g]]
     common = dict(groups=groups, zero_stage=args.zero, precision=args.precision, objective=args.objective,
-                  offload_inactive=offload, checkpoint_layers=ckpt_layers, rng=cfg.rng, seed=cfg.seed,
-                  reduce_bucket_size=cfg.reduce_bucket_size)
+                  rng=cfg.rng, seed=cfg.seed, reduce_bucket_size=cfg.reduce_bucket_size)
     cuda_why = cuda_available_reason()
     overhead = int(cfg.device_overhead_mib * MIB)
     doc: dict = {"space": space.name, "resolution": space.resolution, "objective": args.objective, "groups": groups,
@@ -260,21 +255,23 @@ def main(argv: list[str] | None = None) -> int:
         md += [f"Offload (train.offload_inactive): groups {offload} keep their model states in host memory while "
                "inactive (greedy/non_greedy; SPOS keeps all): device model states = the active group's + ZeRO 1/2 "
                "reduce buckets of the others + non-greedy's read-only next-layer choices; no prefetch.", ""]
-    if ckpt_layers:
-        md += [f"Activation checkpointing (train.activation_checkpointing): groups {cfg.checkpoint_groups} run every "
+    if checkpointed:
+        md += [f"Activation checkpointing (train.activation_checkpointing): groups {checkpointed} run every "
                "choice their losses call (non-greedy's read-only next-layer choice included) checkpointed: only "
                "its input is saved, its activations are recomputed in backward.", ""]
     for b in cfg.batch_sizes:
         rows = {}
         t0 = time.time()
         for s in cfg.strategies:
-            rows[s] = account_step(space, s, b, **{**common, "offload_inactive": [] if s == "spos" else offload})
+            # SPOS keeps every group's states within a step (offload refused for it)
+            mine = dataclasses.replace(levers, offload_inactive=False) if s == "spos" else levers
+            rows[s] = account_step(space, s, b, levers=mine, **common)
         if args.balance == "auto":
             for s in [s for s in cfg.strategies if s != "spos"]:
-                budget = int(cfg.budget_mib * MIB) if cfg.budget_mib else None
+                budget = int(args.budget_mib * MIB) if args.budget_mib else None
                 kw = {k: v for k, v in common.items() if k not in ("objective",)}
                 bal = auto_balance(space, s, b, budget=budget, floor_factor=cfg.floor_factor,
-                                   objective=args.objective, **kw)
+                                   objective=args.objective, levers=levers, **kw)
                 rows[f"{s}_balanced"] = bal.account
                 doc.setdefault("balance", {})[f"{s}_b{b}"] = bal.to_dict()
         ref = rows.get("spos")

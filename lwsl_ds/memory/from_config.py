@@ -1,9 +1,9 @@
 """The memory report's settings read from an experiment YAML (and optionally its ds_config).
 
 ``profiling/memory_report.py --config <experiment.yaml>`` accounts the run the experiment describes: its
-space and resolution, the strategies and levers of ``train:`` (layer groups, micro-batches, offload,
-activation checkpointing), the ``memory:`` section, and batch / ZeRO / precision from ``--ds_config``
-(else ``memory.batch_sizes``). Command-line flags override every value.
+space and resolution, the strategy, layer groups and memory levers of ``train:`` (``cfg.train.levers``, the
+object training builds its backend with), the report settings of ``memory:``, and batch / ZeRO / precision
+from ``--ds_config`` (else ``memory.batch_sizes``). Command-line flags override every value.
 """
 
 from __future__ import annotations
@@ -22,22 +22,13 @@ def resolve_groups(cfg: Any, space: Any) -> list[list[int]]:
     if spec == "per_layer":
         return [[i] for i in range(n)]
     if spec == "auto":
-        from ..engines.groups import layer_costs, partition_balanced
+        from ..strategies.groups import layer_costs, partition_balanced
         from ..objectives import get_objective
         from ..space import SuperNet
 
         net = SuperNet(space, get_objective(cfg.train.objective, space.num_classes, proj_dim=cfg.train.proj_dim))
         return partition_balanced(layer_costs(net, cfg.train.auto_cost), min(cfg.train.auto_groups, n))
     return [list(g) for g in spec]
-
-
-def _levers(flag: Any, n_groups: int) -> Optional[list[int]]:
-    """train.offload_inactive / activation_checkpointing (bool or group list) as a group list; None = off."""
-    if flag is True:
-        return list(range(n_groups))
-    if isinstance(flag, list) and flag:
-        return list(flag)
-    return None
 
 
 def memory_settings(cfg: Any, ds: Optional[dict] = None) -> dict[str, Any]:
@@ -58,11 +49,10 @@ def memory_settings(cfg: Any, ds: Optional[dict] = None) -> dict[str, Any]:
     strategies = list(m.strategies)
     if t.strategy not in strategies:
         strategies.append(t.strategy)
+    levers = t.levers
     return {"space": cfg.space.name, "resolution": space.resolution, "batch": batch, "strategies": strategies,
-            "objective": t.objective, "rng": m.rng,
-            "balance": "auto" if t.micro_batches == "auto" or m.balance == "auto" else "off",
-            "budget_mib": t.memory_budget_mib or m.budget_mib, "floor_factor": m.floor_factor,
+            "objective": t.objective, "rng": m.rng, "balance": "auto" if levers.micro_batches == "auto" else "off",
+            "budget_mib": levers.memory_budget_mib, "floor_factor": m.floor_factor,
             "groups": groups, "zero": zero, "precision": precision,
-            "offload": _levers(t.offload_inactive, len(groups)),
-            "checkpoint_groups": _levers(t.activation_checkpointing, len(groups)) or list(m.checkpoint_groups),
-            "overhead_mib": m.device_overhead_mib}
+            "offload": levers.offload_groups(len(groups)) or None,
+            "checkpoint_groups": levers.checkpoint_groups(groups), "overhead_mib": m.device_overhead_mib}

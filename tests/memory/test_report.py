@@ -44,15 +44,50 @@ def test_report_rejects_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture)
 
 
 @pytest.mark.parametrize("bad,needle", [({"strategies": ["sgd"]}, "memory.strategies"),
-                                        ({"balance": "explicit"}, "memory.micro_batches"),
-                                        ({"micro_batches": {0: 2}}, "balance: explicit"),
-                                        ({"balance": "explicit", "micro_batches": {-2: 2}}, "layer -2"),
                                         ({"batch_sizes": [0]}, "memory.batch_sizes"),
                                         ({"floor_factor": 0.5}, "floor_factor")])
 def test_memory_config_errors_name_the_key(bad: dict, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         from_dict(MemoryConfig, bad, "memory")
-    assert from_dict(MemoryConfig, {"balance": "explicit", "micro_batches": {-1: 4}}).micro_batches == {-1: 4}
+
+
+@pytest.mark.parametrize("old,new", [
+    ({"balance": "auto", "budget_mib": 8}, {"micro_batches": "auto", "memory_budget_mib": 8.0}),
+    ({"balance": "explicit", "micro_batches": {-1: 4}}, {"micro_batches": {-1: 4}}),
+    ({"checkpoint_groups": [1]}, {"activation_checkpointing": [1]}),
+    ({"offload_groups": True}, {"offload_inactive": True}),
+    # an older run's recorded config lists every key at its default: nothing moves
+    ({"balance": "off", "budget_mib": None, "micro_batches": {}, "checkpoint_groups": [], "offload_groups": False},
+     {"micro_batches": "off", "memory_budget_mib": None, "activation_checkpointing": False,
+      "offload_inactive": False})])
+def test_old_memory_lever_keys_load_as_aliases_of_train(old: dict, new: dict) -> None:
+    """memory.{balance, micro_batches, budget_mib, checkpoint_groups, offload_groups} (the levers' second
+    vocabulary before) load, as their train.* keys; training and the report read only those."""
+    from lwsl_ds.config.loader import parse_experiment
+    from lwsl_ds.memory.from_config import memory_settings
+
+    cfg = parse_experiment({"space": {"name": "demo"}, "train": {"strategy": "greedy", "layer_groups": "per_layer"},
+                            "memory": {"strategies": ["greedy"], **old}})
+    assert {k: getattr(cfg.train, k) for k in new} == new and cfg.memory.strategies == ["greedy"]
+    settings = memory_settings(cfg)
+    assert settings["budget_mib"] == cfg.train.memory_budget_mib
+    assert settings["balance"] == ("auto" if cfg.train.micro_batches == "auto" else "off")
+    assert settings["checkpoint_groups"] == cfg.train.levers.checkpoint_groups(settings["groups"])
+    assert settings["offload"] == ([0, 1, 2, 3] if cfg.train.offload_inactive else None)
+
+
+@pytest.mark.parametrize("data,needle", [
+    ({"memory": {"balance": "auto"}, "train": {"micro_batches": "off"}}, "memory.balance: an alias of "
+                                                                        "train.micro_batches"),
+    ({"memory": {"balance": "explicit"}}, "memory.micro_batches: set together with memory.balance"),
+    ({"memory": {"micro_batches": {0: 2}}}, "memory.micro_batches"),
+    ({"memory": {"balance": "sometimes"}}, "memory.balance"),
+    ({"memory": {"budget_mib": 8}}, "train.memory_budget_mib: only used with train.micro_batches: auto")])
+def test_lever_aliases_refuse_conflicts_and_bad_values(data: dict, needle: str) -> None:
+    from lwsl_ds.config.loader import parse_experiment
+
+    with pytest.raises(ConfigError, match=needle):
+        parse_experiment(data)
 
 
 def test_report_from_an_experiment_config_with_flag_overrides(tmp_path: Path) -> None:
