@@ -229,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    from lwsl_ds.memory import account_step, auto_balance
+    from lwsl_ds.common.atomic import write_atomic, write_json_atomic
+    from lwsl_ds.memory import EngineSettings, account_step, auto_balance
     from lwsl_ds.memory.cuda import cuda_available_reason, measure_step
 
     from lwsl_ds.config.layout import claim
@@ -239,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    common = dict(groups=groups, zero_stage=args.zero, precision=args.precision, objective=args.objective,
-                  rng=cfg.rng, seed=cfg.seed, reduce_bucket_size=cfg.reduce_bucket_size)
+    engine = EngineSettings(zero_stage=args.zero, precision=args.precision, reduce_bucket_size=cfg.reduce_bucket_size)
+    common = dict(groups=groups, engine=engine, objective=args.objective, rng=cfg.rng, seed=cfg.seed)
     cuda_why = cuda_available_reason()
     overhead = int(cfg.device_overhead_mib * MIB)
     doc: dict = {"space": space.name, "resolution": space.resolution, "objective": args.objective, "groups": groups,
@@ -302,8 +303,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"per-layer peak", acc, acc.batch_bytes)
         md.append("")
         doc["results"][str(b)] = res
-    (out / "report.json").write_text(json.dumps(doc, indent=1))
-    (out / "report.md").write_text("\n".join(md) + "\n")
+    write_json_atomic(out / "report.json", doc)
+    write_atomic(out / "report.md", "\n".join(md) + "\n")
     print("\n".join(md))
     print(f"wrote {out}/report.md, report.json and layers_*.png")
     return 0

@@ -125,12 +125,10 @@ class DeepSpeedBackend:
                  group_overrides: Mapping[Any, Mapping[str, Any]] | None = None, job_name: str = "train",
                  monitor_dir: str | Path | None = None, micro_batches: Mapping[int, int] | None = None,
                  offload_groups: bool | Sequence[int] = ()) -> None:
-        import torch.distributed as td
-
-        from ..common.dist import init_distributed
+        from ..common.dist import group_size, init_distributed
 
         init_distributed()
-        world = td.get_world_size()
+        world = group_size()
         validate_ds_config(ds_config, world, where="ds_config")
         from ..config.schema import ConfigError
 

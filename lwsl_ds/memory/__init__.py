@@ -15,12 +15,12 @@ from .balance import (MicroBatchBackend, checkpoint_choices, micro_backward_call
 from .checkpointing import CheckpointBackend
 from .levers import NO_LEVERS, Levers, resolve_levers, wrap_levers
 from .planner import BalancePlan, auto_balance, calibrate
-from .states import DEFAULT_BUCKET, EngineStates, engine_states, offloaded_device_states
+from .states import DEFAULT_BUCKET, EngineSettings, EngineStates, engine_states, offloaded_device_states
 from .step import AccountingBackend, StepAccount, WorstCaseRng, account_step, build_net
 from .tracker import CATEGORIES, PhaseProfile, StepProfile, StepTracker, saved_bytes
 
 __all__ = ["Levers", "NO_LEVERS", "resolve_levers", "wrap_levers", "CheckpointBackend", "MicroBatchBackend",
            "checkpoint_choices", "micro_backward_calls", "micro_group_calls", "plan_micro_batches", "split_batch",
-           "BalancePlan", "auto_balance", "calibrate", "DEFAULT_BUCKET", "EngineStates", "engine_states",
+           "BalancePlan", "auto_balance", "calibrate", "DEFAULT_BUCKET", "EngineSettings", "EngineStates", "engine_states",
            "offloaded_device_states", "AccountingBackend", "StepAccount", "WorstCaseRng", "account_step", "build_net",
            "CATEGORIES", "PhaseProfile", "StepProfile", "StepTracker", "saved_bytes"]

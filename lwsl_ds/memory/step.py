@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -31,7 +32,7 @@ from ..space import SearchSpace, SuperNet, load_space
 from ..strategies import get_strategy
 from ..strategies.base import Strategy
 from .levers import NO_LEVERS, Levers, resolve_levers, wrap_levers
-from .states import DEFAULT_BUCKET, EngineStates, engine_states, offloaded_device_states
+from .states import DEFAULT_BUCKET, EngineSettings, EngineStates, engine_states, offloaded_device_states
 from .tracker import StepProfile, StepTracker
 
 __all__ = ["AccountingBackend", "WorstCaseRng", "StepAccount", "account_step", "build_net", "group_states"]
@@ -164,11 +165,11 @@ def _read_only_bytes(net: SuperNet, groups: list[list[int]], precision: str) -> 
 
 
 def account_step(space: SearchSpace | str, strategy: str, batch_size: int, *, levers: Levers = NO_LEVERS,
-                 groups: list[list[int]] | None = None, resolution: int | None = None, objective: str = "ce",
-                 device: str = "meta", rng: str = "worst", seed: int = 0, zero_stage: int = 0, world_size: int = 1,
-                 precision: str = "fp32", optimizer: str = "adam", reduce_bucket_size: int = DEFAULT_BUCKET,
-                 net: SuperNet | None = None) -> StepAccount:
-    """Run one real ``strategy`` step under the tracker, with ``levers`` as training runs them; its accounted memory."""
+                 groups: list[list[int]] | None = None, engine: EngineSettings = EngineSettings(),
+                 resolution: int | None = None, objective: str = "ce", device: str = "meta", rng: str = "worst",
+                 seed: int = 0, net: SuperNet | None = None) -> StepAccount:
+    """Run one real ``strategy`` step under the tracker, with ``levers`` as training runs them, one engine per
+    layer group of ``groups`` (``engine``: their ZeRO stage, precision, ...); its accounted memory."""
     if batch_size < 1:
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
     if rng not in ("worst", "sample"):
@@ -193,10 +194,9 @@ def account_step(space: SearchSpace | str, strategy: str, batch_size: int, *, le
     with tracker:
         strat.step(net, images, labels, backend, draw, tracker=tracker)
     net.zero_grad(set_to_none=True)
-    engines = group_states(net, strat, groups, zero_stage=zero_stage, world_size=world_size, precision=precision,
-                           optimizer=optimizer, reduce_bucket_size=reduce_bucket_size)
+    engines = group_states(net, strat, groups, **dataclasses.asdict(engine))
     if offloaded:
-        extra = _read_only_bytes(net, groups, precision) if strategy == "non_greedy" else None
+        extra = _read_only_bytes(net, groups, engine.precision) if strategy == "non_greedy" else None
         device_states = offloaded_device_states(engines, prefetch=False, read_only_next=extra, offloaded=offloaded)
     else:
         device_states = sum(e.total for e in engines)
