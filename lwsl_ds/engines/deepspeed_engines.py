@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from ..common.safe_io import secure_engine
-from ..config.sections.train import Levers
 from ..config.ds_config import (check_optimizer_values, check_scheduler_values, derive_group_config, merge_config,
                                 validate_ds_config)
+from ..config.sections.train import Levers
 from ..space import SuperNet
 from ..strategies.base import Strategy, Unit
 from .optim import build_optimizer, build_scheduler, set_frozen
@@ -148,8 +148,8 @@ class DeepSpeedBackend:
                                     micro_batches=micro_batches)
         self.groups = self.plan.groups
         n_groups = len(self.groups)
-        self.plan.offload = Levers(offload_inactive=_group_choice(offload_groups)).offload_groups(n_groups,
-                                                                                                   strategy.name)
+        offload = Levers(offload_inactive=_group_choice(offload_groups))  # checked as train.offload_inactive
+        self.plan.offload = offload.offload_groups(n_groups, strategy.name)
         for k in group_overrides or {}:
             if int(k) >= n_groups:
                 raise ConfigError(f"train.group_overrides: group {k} does not exist ({n_groups} layer groups: "
