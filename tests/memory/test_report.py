@@ -76,6 +76,13 @@ def test_old_memory_lever_keys_load_as_aliases_of_train(old: dict, new: dict) ->
     assert settings["offload"] == ([0, 1, 2, 3] if cfg.train.offload_inactive else None)
 
 
+def test_lever_alias_as_a_command_line_override() -> None:
+    from lwsl_ds.config.loader import parse_experiment
+
+    cfg = parse_experiment({"train": {"layer_groups": [[0, 1], [2, 3]]}}, ["memory.checkpoint_groups=[1]"])
+    assert cfg.train.activation_checkpointing == [1] and cfg.train.levers.checkpoint_layers([[0, 1], [2, 3]]) == [2, 3]
+
+
 @pytest.mark.parametrize("data,needle", [
     ({"memory": {"balance": "auto"}, "train": {"micro_batches": "off"}}, "memory.balance: an alias of "
                                                                         "train.micro_batches"),
