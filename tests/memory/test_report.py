@@ -126,3 +126,28 @@ def test_device_overhead_is_one_number_in_config_report_and_docs() -> None:
 
     assert MemoryConfig().device_overhead_mib == memory_report.DEFAULT_OVERHEAD_MIB == 723.0
     assert "**723 MiB**" in (REPO / "docs" / "memory.md").read_text()
+
+
+def test_report_of_a_training_run_reads_its_recorded_levers(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--run: space, groups, batch, ZeRO stage and the levers come from the run's recorded config (train.*,
+    one of them given there as its old memory.* alias); a flag that disagrees with the run is refused."""
+    import memory_report
+    import yaml
+
+    sup = tmp_path / "supernet"
+    sup.mkdir()
+    (sup / "config.yaml").write_text(yaml.safe_dump({
+        "name": "mem", "run_root": str(tmp_path), "space": {"name": "demo", "resolution": 16, "num_classes": 10},
+        "train": {"strategy": "greedy", "layer_groups": [[0, 1], [2, 3]], "offload_inactive": [1]},
+        "memory": {"strategies": ["greedy"], "checkpoint_groups": [0]}}))
+    (sup / "supernet.pt").write_bytes(b"")  # the report reads the config beside the weights, not the weights
+    (sup / "ds_config.json").write_text(json.dumps({"train_micro_batch_size_per_gpu": 4,
+                                                    "zero_optimization": {"stage": 1}}))
+    assert memory_report.main(["--run", str(sup), "--strategies", "greedy", "--balance", "off",
+                               "--out", str(tmp_path / "out")]) == 0
+    doc = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert doc["groups"] == [[0, 1], [2, 3]] and doc["zero_stage"] == 1 and doc["offloaded_groups"] == [1]
+    assert set(doc["results"]) == {"4"} and doc["results"]["4"]["greedy"]["checkpointed_layers"] == [0, 1]
+    capsys.readouterr()
+    assert memory_report.main(["--run", str(sup), "--zero", "2", "--out", str(tmp_path / "x")]) == 2
+    assert "conflicts with run" in capsys.readouterr().err
