@@ -25,15 +25,17 @@ ds_config; a flag given as well must agree with the run.
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lwsl_ds.config.schema import ConfigError, from_dict  # noqa: E402
 from lwsl_ds.config.sections.memory import MemoryConfig  # noqa: E402
+from lwsl_ds.config.sections.train import Levers  # noqa: E402
 
 GIB = 2 ** 30
 MIB = 2 ** 20
@@ -121,54 +123,28 @@ def _fill_from_config(args: argparse.Namespace) -> list[list[int]] | None:
 
 def _from_run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]) -> None:
     """``--run``: fill the training run's setting into ``args``; a flag also given must agree with it."""
-    from lwsl_ds.config.ds_config import micro_batch_size
-    from lwsl_ds.config.loader import parse_experiment
+    from lwsl_ds.memory.from_config import run_settings
     from lwsl_ds.search.loading import recorded_config
 
     run = Path(args.run)
-    doc = recorded_config(run) if run.is_dir() else None
-    if doc is None or not (run / "ds_config.json").is_file():
-        raise ConfigError(f"--run {run}: not a training run directory (needs config.yaml and ds_config.json)")
-    cfg = parse_experiment(doc)
-    ds = json.loads((run / "ds_config.json").read_text())
-    t = cfg.train
-    if not isinstance(t.layer_groups, list):
-        raise ConfigError(f"--run {run}: its config records layer_groups={t.layer_groups!r}, not the resolved "
-                          "groups (a run from before resolved configs); pass --space/--resolution/--groups")
-    n_groups = len(t.layer_groups)
-    precision = "bf16" if ds.get("bf16", {}).get("enabled") else "fp16" if ds.get("fp16", {}).get("enabled") else "fp32"
-    world = 1
-    from lwsl_ds.common.checkpoint import find_latest
-
-    latest = find_latest(run)
-    if latest is not None:
-        world = int(latest[1].get("world_size", 1))
-    setting = {"space": cfg.space.name, "resolution": cfg.space.resolution, "batch": [micro_batch_size(ds, world)],
-               "objective": t.objective, "zero": int(ds.get("zero_optimization", {}).get("stage", 0)),
-               "precision": precision,
-               "offload": (None if t.offload_inactive is False else [] if t.offload_inactive is True
-                           else list(t.offload_inactive)),
-               "checkpoint_groups": (list(range(n_groups)) if t.activation_checkpointing is True
-                                     else list(t.activation_checkpointing or []))}
+    setting, cfg = run_settings(run, recorded_config(run) if run.is_dir() else None)
     given = {a.dest for a in parser._actions for tok in argv if tok.split("=")[0] in a.option_strings}
     for key, value in setting.items():
         if key in given and getattr(args, key) != value:
             raise ConfigError(f"--{key.replace('_', '-')} {getattr(args, key)} conflicts with run {run} ({value}); "
                               "drop the flag, --run sets it")
         setattr(args, key, value)
-    if setting["zero"] > 2:
-        raise ConfigError(f"--run {run}: ZeRO stage {setting['zero']} in its ds_config; the report accounts 0-2")
     if "groups" in given:
-        raise ConfigError(f"--groups: run {run} records its layer groups {t.layer_groups}; drop the flag")
-    args.groups, args.num_classes = t.layer_groups, cfg.space.num_classes
+        raise ConfigError(f"--groups: run {run} records its layer groups {cfg.train.layer_groups}; drop the flag")
+    args.groups, args.num_classes = cfg.train.layer_groups, cfg.space.num_classes
     if args.out is None:
         from lwsl_ds.config.layout import beside_supernet
 
         args.out = str(beside_supernet(run, cfg, "memory"))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, account every strategy, write report.md / report.json / PNGs."""
+def _parser() -> argparse.ArgumentParser:
+    """The command line (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=None, help="experiment YAML: space, resolution, strategies, layer groups, "
                                                      "memory levers and the memory: section come from it (flags "
@@ -202,37 +178,47 @@ def main(argv: list[str] | None = None) -> int:
                                                 "--run, else runs/memory/report)")
     ap.add_argument("--run", default=None, help="training run (super-net) folder: its space, resolution, batch, "
                                                 "groups, objective, ZeRO stage and precision, as recorded")
+    return ap
+
+
+def _settings(args: argparse.Namespace, ap: argparse.ArgumentParser,
+              argv: list[str] | None) -> tuple[MemoryConfig, Any, list[list[int]], Levers]:
+    """(report settings, space, layer groups, levers) from the flags, --run and --config; ConfigError if bad."""
+    if args.run:
+        if args.config is not None:
+            raise ConfigError("--run and --config: pass one (--run reads the run's recorded config)")
+        _from_run(args, ap, sys.argv[1:] if argv is None else argv)
+    fixed_groups = _fill_from_config(args)
+    cfg = from_dict(MemoryConfig, {"strategies": args.strategies, "batch_sizes": args.batch,
+                                   "resolution": args.resolution, "rng": args.rng,
+                                   "floor_factor": args.floor_factor, "device_overhead_mib": args.overhead_mib},
+                    "memory")
+    from lwsl_ds.space import load_space
+
+    space = load_space(args.space, resolution=cfg.resolution, num_classes=getattr(args, "num_classes", None))
+    groups = (fixed_groups if fixed_groups is not None else args.groups if isinstance(args.groups, list)
+              else _split(space.num_layers, args.groups))
+    # the levers as training takes them (train.*; --offload without a value: every group)
+    levers = Levers(offload_inactive=True if args.offload == [] else list(args.offload or []),
+                    activation_checkpointing=list(args.checkpoint_groups or []))
+    if args.budget_mib is not None:
+        Levers(micro_batches="auto", memory_budget_mib=args.budget_mib)  # checks it
+    return cfg, space, groups, levers
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, account every strategy, write report.md / report.json / PNGs."""
+    ap = _parser()
     args = ap.parse_args(argv)
-
     try:
-        if args.run:
-            if args.config is not None:
-                raise ConfigError("--run and --config: pass one (--run reads the run's recorded config)")
-            _from_run(args, ap, sys.argv[1:] if argv is None else argv)
-        fixed_groups = _fill_from_config(args)
-        cfg = from_dict(MemoryConfig, {"strategies": args.strategies, "batch_sizes": args.batch,
-                                       "resolution": args.resolution, "rng": args.rng, "budget_mib": args.budget_mib,
-                                       "floor_factor": args.floor_factor, "device_overhead_mib": args.overhead_mib,
-                                       "offload_groups": args.offload is not None,
-                                       "checkpoint_groups": args.checkpoint_groups},
-                        "memory")
-        from lwsl_ds.space import load_space
-
-        space = load_space(args.space, resolution=cfg.resolution, num_classes=getattr(args, "num_classes", None))
-        groups = (fixed_groups if fixed_groups is not None else args.groups if isinstance(args.groups, list)
-                  else _split(space.num_layers, args.groups))
-        bad = [g for g in cfg.checkpoint_groups if g >= len(groups)]
-        if bad:
-            raise ConfigError(f"--checkpoint-groups: {bad} out of range for {len(groups)} groups")
-        offload = (list(range(len(groups))) if args.offload == [] else sorted(set(args.offload or [])))
-        bad = [g for g in offload if not 0 <= g < len(groups)]
-        if bad:
-            raise ConfigError(f"--offload: groups {bad} out of range for {len(groups)} groups")
+        cfg, space, groups, levers = _settings(args, ap, argv)
+        offload, checkpointed = levers.offload_groups(len(groups)), levers.checkpoint_groups(groups)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    from lwsl_ds.memory import account_step, auto_balance
+    from lwsl_ds.common.atomic import write_atomic, write_json_atomic
+    from lwsl_ds.memory import EngineSettings, account_step, auto_balance
     from lwsl_ds.memory.cuda import cuda_available_reason, measure_step
 
     from lwsl_ds.config.layout import claim
@@ -242,10 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    ckpt_layers = [i for g in cfg.checkpoint_groups for i in groups[g]]
-    common = dict(groups=groups, zero_stage=args.zero, precision=args.precision, objective=args.objective,
-                  offload_inactive=offload, checkpoint_layers=ckpt_layers, rng=cfg.rng, seed=cfg.seed,
-                  reduce_bucket_size=cfg.reduce_bucket_size)
+    engine = EngineSettings(zero_stage=args.zero, precision=args.precision, reduce_bucket_size=cfg.reduce_bucket_size)
+    common = dict(groups=groups, engine=engine, objective=args.objective, rng=cfg.rng, seed=cfg.seed)
     cuda_why = cuda_available_reason()
     overhead = int(cfg.device_overhead_mib * MIB)
     doc: dict = {"space": space.name, "resolution": space.resolution, "objective": args.objective, "groups": groups,
@@ -260,21 +244,23 @@ def main(argv: list[str] | None = None) -> int:
         md += [f"Offload (train.offload_inactive): groups {offload} keep their model states in host memory while "
                "inactive (greedy/non_greedy; SPOS keeps all): device model states = the active group's + ZeRO 1/2 "
                "reduce buckets of the others + non-greedy's read-only next-layer choices; no prefetch.", ""]
-    if ckpt_layers:
-        md += [f"Activation checkpointing (train.activation_checkpointing): groups {cfg.checkpoint_groups} run every "
+    if checkpointed:
+        md += [f"Activation checkpointing (train.activation_checkpointing): groups {checkpointed} run every "
                "choice their losses call (non-greedy's read-only next-layer choice included) checkpointed: only "
                "its input is saved, its activations are recomputed in backward.", ""]
     for b in cfg.batch_sizes:
         rows = {}
         t0 = time.time()
         for s in cfg.strategies:
-            rows[s] = account_step(space, s, b, **{**common, "offload_inactive": [] if s == "spos" else offload})
+            # SPOS keeps every group's states within a step (offload refused for it)
+            mine = dataclasses.replace(levers, offload_inactive=False) if s == "spos" else levers
+            rows[s] = account_step(space, s, b, levers=mine, **common)
         if args.balance == "auto":
             for s in [s for s in cfg.strategies if s != "spos"]:
-                budget = int(cfg.budget_mib * MIB) if cfg.budget_mib else None
+                budget = int(args.budget_mib * MIB) if args.budget_mib else None
                 kw = {k: v for k, v in common.items() if k not in ("objective",)}
                 bal = auto_balance(space, s, b, budget=budget, floor_factor=cfg.floor_factor,
-                                   objective=args.objective, **kw)
+                                   objective=args.objective, levers=levers, **kw)
                 rows[f"{s}_balanced"] = bal.account
                 doc.setdefault("balance", {})[f"{s}_b{b}"] = bal.to_dict()
         ref = rows.get("spos")
@@ -305,8 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"per-layer peak", acc, acc.batch_bytes)
         md.append("")
         doc["results"][str(b)] = res
-    (out / "report.json").write_text(json.dumps(doc, indent=1))
-    (out / "report.md").write_text("\n".join(md) + "\n")
+    write_json_atomic(out / "report.json", doc)
+    write_atomic(out / "report.md", "\n".join(md) + "\n")
     print("\n".join(md))
     print(f"wrote {out}/report.md, report.json and layers_*.png")
     return 0

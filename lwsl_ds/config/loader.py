@@ -107,10 +107,11 @@ def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
 def parse_experiment(data: Any, overrides: Iterable[str] = ()):
     """Validate a plain dict (plus overrides) into an :class:`ExperimentConfig`."""
     from .experiment import ExperimentConfig
+    from .sections.memory import move_lever_aliases
 
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"<config>: the top level must be a mapping, got {type(data).__name__}")
-    return from_dict(ExperimentConfig, apply_overrides(data or {}, overrides))
+    return from_dict(ExperimentConfig, move_lever_aliases(apply_overrides(data or {}, overrides)))
 
 
 def load_experiment(path: str | Path, overrides: Iterable[str] = ()):

@@ -1,71 +1,57 @@
 """Update backends: one DeepSpeed engine per layer group, and the plain-PyTorch reference (the oracle).
 
-``DeepSpeedBackend`` imports DeepSpeed only when constructed, so ``import lwsl_ds.engines`` stays light.
+``BACKENDS`` maps a backend name (``--backend``) to its class; :func:`build_backend` builds one for a
+training run with its memory levers around it. DeepSpeed itself is imported only when a
+``DeepSpeedBackend`` is constructed, so ``import lwsl_ds.engines`` stays light.
 """
 
 from __future__ import annotations
 
-from .groups import layer_costs, partition_balanced, resolve_layer_groups
+from typing import Any
+
+from ..common.dist import group_size
+from ..config.ds_config import micro_batch_size
+from ..config.schema import ConfigError
+from ..config.sections.train import Levers
+from ..strategies.groups import layer_costs, partition_balanced, resolve_layer_groups
+from .deepspeed_engines import DeepSpeedBackend
 from .plan import GroupPlan
 from .reference import ReferenceBackend
 
-__all__ = ["GroupPlan", "ReferenceBackend", "DeepSpeedBackend", "build_backend", "layer_costs",
-           "partition_balanced", "resolve_layer_groups"]
+__all__ = ["BACKENDS", "GroupPlan", "ReferenceBackend", "DeepSpeedBackend", "backend_class", "build_backend",
+           "layer_costs", "partition_balanced", "resolve_layer_groups"]
+
+# name -> update backend class; every one takes (net, strategy, ds_config, *, layer_groups, auto_groups,
+# auto_cost, total_steps, group_overrides, job_name, monitor_dir, micro_batches, offload_groups)
+BACKENDS: dict[str, type] = {"deepspeed": DeepSpeedBackend, "reference": ReferenceBackend}
 
 
-def __getattr__(name: str):
-    if name == "DeepSpeedBackend":
-        from .deepspeed_engines import DeepSpeedBackend
+def backend_class(kind: str) -> type:
+    """The update backend class called ``kind``; ValueError naming the known ones otherwise."""
+    if kind not in BACKENDS:
+        raise ValueError(f"unknown backend {kind!r}; choose from {sorted(BACKENDS)}")
+    return BACKENDS[kind]
 
-        return DeepSpeedBackend
-    raise AttributeError(name)
 
+def build_backend(kind: str, net, strategy, ds_config, *, levers: Levers | None = None, micro_batches="off",
+                  memory_budget_mib=None, offload_inactive=False, activation_checkpointing=False, **kw: Any):
+    """The update backend of a training run: ``BACKENDS[kind]`` with the memory ``levers`` around it.
 
-def build_backend(kind: str, net, strategy, ds_config, *, micro_batches="off", memory_budget_mib=None,
-                  offload_inactive=False, activation_checkpointing=False, **kw):
-    """``kind`` 'deepspeed' or 'reference'; other keyword arguments as the backends' constructors.
-
-    ``micro_batches`` ('off', 'auto' or layer -> count; ``train.micro_batches``) runs layer i's losses as
-    micro-batches (lwsl_ds.memory.balance): the engines count them in their accumulation windows and the
-    returned backend is a :class:`~lwsl_ds.memory.MicroBatchBackend` around the engines. ``auto`` chooses the
-    counts from the accounting for this net and the ds_config's per-rank batch, under ``memory_budget_mib``.
-    ``offload_inactive`` (true or group indices) keeps those groups' model states in host memory while they
-    are not training (DeepSpeed backend only; see offload.py). ``activation_checkpointing`` (true or group
-    indices) runs every choice called by those groups' losses under activation checkpointing: the engines
-    are wrapped in a :class:`~lwsl_ds.memory.CheckpointBackend` (inside the micro-batch wrapper, so each
-    micro-batch is checkpointed; see lwsl_ds/memory/checkpointing.py).
+    ``levers`` (:class:`~lwsl_ds.config.sections.train.Levers`, e.g. ``cfg.train.levers``) or, the same
+    four values one by one, ``micro_batches`` / ``memory_budget_mib`` / ``offload_inactive`` /
+    ``activation_checkpointing`` (docs/memory.md); other keyword arguments go to the backend's constructor.
+    The levers are resolved for this net and the ds_config's per-rank batch (``auto`` micro-batches planned
+    from the accounting) and wrapped by :func:`lwsl_ds.memory.wrap_levers`, as the accounting does.
     """
-    from ..config.ds_config import micro_batch_size
-    from ..config.schema import ConfigError
-    from ..memory.checkpointing import CheckpointBackend, checkpoint_groups_of
-    from ..memory.training import resolve_micro_batches
+    from ..memory.levers import resolve_levers, wrap_levers
 
-    import torch.distributed as td
-
-    world = td.get_world_size() if td.is_available() and td.is_initialized() else 1
-    batch = micro_batch_size(ds_config, world)
-    plan = resolve_micro_batches(micro_batches, net, strategy.name, batch, budget_mib=memory_budget_mib)
-    if kind == "deepspeed":
-        from .deepspeed_engines import DeepSpeedBackend
-
-        backend = DeepSpeedBackend(net, strategy, ds_config, micro_batches=plan, offload_groups=offload_inactive,
-                                   **kw)
-    elif kind == "reference":
-        if offload_inactive:
-            # The reference steps every group at the end of the step, so all groups' gradients stay live.
-            raise ConfigError("train.offload_inactive: implemented for the DeepSpeed backend only (the reference "
-                              "backend updates every group at the end of the step)")
-        kw.pop("job_name", None)
-        kw.pop("monitor_dir", None)
-        backend = ReferenceBackend(net, strategy, ds_config, micro_batches=plan, **kw)
-    else:
-        raise ValueError(f"unknown backend {kind!r}; choose 'deepspeed' or 'reference'")
-    ckpt = checkpoint_groups_of(activation_checkpointing, backend.groups)
-    if ckpt:
-        backend.plan.checkpointed = ckpt
-        backend = CheckpointBackend(backend, net, [i for g in ckpt for i in backend.groups[g]], backend.groups)
-    if plan:
-        from ..memory.balance import MicroBatchBackend
-
-        return MicroBatchBackend(backend, plan, batch, net.objective.views)
-    return backend
+    loose = Levers(micro_batches, memory_budget_mib, offload_inactive, activation_checkpointing)
+    if levers is None:
+        levers = loose
+    elif loose != Levers():
+        raise ConfigError("build_backend: pass the memory levers either as levers= or as keywords, not both")
+    cls = backend_class(kind)
+    batch = micro_batch_size(ds_config, group_size())
+    levers = resolve_levers(levers, net, strategy.name, batch)
+    backend = cls(net, strategy, ds_config, micro_batches=levers.plan, offload_groups=levers.offload_inactive, **kw)
+    return wrap_levers(backend, net, levers, batch)

@@ -5,7 +5,7 @@ so unsampled choices can be frozen, see optim.py), LR schedule, monitor job name
 Several backward calls per step and engine are micro-steps of one accumulation window:
 ``gradient_accumulation_steps`` = calls per step, ``engine.backward(loss, scale_wrt_gas=False)`` then
 ``engine.step()`` after each; the real optimizer step happens at the window's last call. This is the
-combination that matches plain PyTorch for ZeRO 0, 1 and 2 (shared/notes/platform-facts.md).
+combination that matches plain PyTorch for ZeRO 0, 1 and 2 (tests/engines/test_equivalence.py).
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from torch import nn
 from ..common.safe_io import secure_engine
 from ..config.ds_config import (check_optimizer_values, check_scheduler_values, derive_group_config, merge_config,
                                 validate_ds_config)
+from ..config.sections.train import Levers
 from ..space import SuperNet
 from ..strategies.base import Strategy, Unit
 from .optim import build_optimizer, build_scheduler, set_frozen
-from .plan import GroupPlan
+from .plan import GroupPlan, group_override
 
-__all__ = ["GroupModule", "DeepSpeedBackend"]
+__all__ = ["GroupModule", "DeepSpeedBackend", "build_group_engine", "anchor_of", "micro_step", "check_window",
+           "window_closed", "group_dtype"]
 
 T = TypeVar("T")
 
@@ -62,10 +64,55 @@ def group_dtype(cfg: Mapping[str, Any]) -> torch.dtype:
     return torch.float16 if cfg.get("fp16", {}).get("enabled") else torch.float32
 
 
-def _override_for(overrides: Mapping[Any, Mapping[str, Any]] | None, g: int) -> Mapping[str, Any]:
-    if not overrides:
-        return {}
-    return overrides.get(g, overrides.get(str(g), {}))
+def build_group_engine(units: list[Unit], cfg: dict[str, Any], *, total_steps: int, mpu: Any = None):
+    """One layer group's DeepSpeed engine from its derived ds_config ``cfg``: (engine, optimizer).
+
+    The optimizer and schedule are built by the toolkit (skippable parameter groups, see optim.py), so they
+    are popped from ``cfg``; ``mpu`` names the engine's data-parallel group (None: the whole world).
+    """
+    import deepspeed
+
+    opt_cfg, sched_cfg = cfg.pop("optimizer", None), cfg.pop("scheduler", None)
+    module = GroupModule(units, group_dtype(cfg))
+    opt = build_optimizer(opt_cfg, units)
+    engine, _, _, _ = deepspeed.initialize(
+        model=module, optimizer=opt, config=cfg, mpu=mpu,
+        lr_scheduler=(lambda o: build_scheduler(sched_cfg, o, total_steps)) if sched_cfg else None)
+    secure_engine(engine)  # its checkpoint files are read weights-only (DeepSpeed's default runs pickles)
+    return engine, opt
+
+
+def anchor_of(units: list[Unit]) -> nn.Parameter:
+    """The group's smallest parameter: see :func:`micro_step` for why every loss touches it."""
+    return min((p for u in units for p in u.module.parameters()), key=lambda p: p.numel())
+
+
+def micro_step(engine: Any, anchor: nn.Parameter, loss: torch.Tensor) -> None:
+    """One micro-step of ``engine``: unscaled backward of ``loss``, then ``engine.step()`` (which updates at the
+    accumulation window's last call)."""
+    # + 0 * anchor: a loss that reaches no parameter of this engine (SPOS: a group whose sampled choices are
+    # all skips) makes ZeRO 2's reduction crash on an empty bucket. A zero gradient on one parameter is
+    # exact (g + 0 = g; on an unsampled choice it is dropped by the freeze).
+    loss = loss + 0.0 * anchor.view(-1)[0]
+    # clone(): DeepSpeed 0.19.8 hooks the forward's output tensors and divides their gradient by
+    # gradient_accumulation_steps unless engine.backward's own hook (on the tensor it is given) has run
+    # first. Here the forward's output *is* the loss, so without a node downstream of it the gradient
+    # would be scaled by 1/calls despite scale_wrt_gas=False. CloneBackward passes the gradient unchanged.
+    engine.backward(loss.clone(), scale_wrt_gas=False)
+    engine.step()
+
+
+def window_closed(engine: Any) -> bool:
+    """True when ``engine`` is at the end of an accumulation window (it has just stepped, or not started)."""
+    return engine.micro_steps % engine.gradient_accumulation_steps() == 0
+
+
+def check_window(engine: Any, group: int) -> None:
+    """Refuse a step that ends inside ``engine``'s accumulation window (the strategy and the plan disagree)."""
+    if not window_closed(engine):
+        raise RuntimeError(f"layer group {group}: {engine.micro_steps} micro-steps is not a multiple of its "
+                           f"{engine.gradient_accumulation_steps()} backward calls per step; the strategy and "
+                           "its backward_calls disagree")
 
 
 class DeepSpeedBackend:
@@ -78,13 +125,10 @@ class DeepSpeedBackend:
                  group_overrides: Mapping[Any, Mapping[str, Any]] | None = None, job_name: str = "train",
                  monitor_dir: str | Path | None = None, micro_batches: Mapping[int, int] | None = None,
                  offload_groups: bool | Sequence[int] = ()) -> None:
-        import deepspeed
-        import torch.distributed as td
-
-        from ..common.dist import init_distributed
+        from ..common.dist import group_size, init_distributed
 
         init_distributed()
-        world = td.get_world_size()
+        world = group_size()
         validate_ds_config(ds_config, world, where="ds_config")
         from ..config.schema import ConfigError
 
@@ -104,33 +148,25 @@ class DeepSpeedBackend:
                                     micro_batches=micro_batches)
         self.groups = self.plan.groups
         n_groups = len(self.groups)
-        self.plan.offload = _offload_groups(offload_groups, n_groups, strategy.name)
+        offload = Levers(offload_inactive=_group_choice(offload_groups))  # checked as train.offload_inactive
+        self.plan.offload = offload.offload_groups(n_groups, strategy.name)
         for k in group_overrides or {}:
             if int(k) >= n_groups:
                 raise ConfigError(f"train.group_overrides: group {k} does not exist ({n_groups} layer groups: "
                                  f"{self.groups})")
-        self.engines, self.optimizers, self.configs = [], [], []
+        self.engines, self.optimizers, self.configs, self._anchors = [], [], [], []
         for g, units in enumerate(self.plan.units):
-            cfg = derive_group_config(ds_config, _override_for(group_overrides, g), group=g,
+            cfg = derive_group_config(ds_config, group_override(group_overrides, g), group=g,
                                       backward_calls=self.plan.calls[g], world_size=world,
                                       job_name=f"{job_name}_group{g}", monitor_dir=monitor_dir)
-            opt_cfg = cfg.pop("optimizer", None)
-            sched_cfg = cfg.pop("scheduler", None)
-            module = GroupModule(units, group_dtype(cfg))
-            opt = build_optimizer(opt_cfg, units)
-            engine, _, _, _ = deepspeed.initialize(
-                model=module, optimizer=opt, config=cfg,
-                lr_scheduler=(lambda o, c=sched_cfg: build_scheduler(c, o, total_steps)) if sched_cfg else None)
-            secure_engine(engine)  # its checkpoint files are read weights-only (DeepSpeed's default runs pickles)
+            engine, opt = build_group_engine(units, cfg, total_steps=total_steps)
             if world == 1 and engine.zero_optimization_stage() == 0 and not engine.bfloat16_enabled() \
                     and not engine.fp16_enabled():
                 # Averaging gradients over one rank is the identity, yet DeepSpeed still flattens, all-reduces
                 # and copies them back after every backward: ~5% of a small layer-wise step. ZeRO 1/2 and
                 # mixed precision keep it (their optimizers gather gradients into their own buffers there).
                 engine.enable_backward_allreduce = False
-            # Smallest parameter of the group: see backward() for why every loss touches it.
-            self._anchors = getattr(self, "_anchors", [])
-            self._anchors.append(min((p for u in units for p in u.module.parameters()), key=lambda p: p.numel()))
+            self._anchors.append(anchor_of(units))
             self.engines.append(engine)
             self.optimizers.append(opt)
             self.configs.append(cfg)
@@ -150,17 +186,8 @@ class DeepSpeedBackend:
         """One micro-step: unscaled backward, then ``engine.step()`` (which updates at the window's end)."""
         g = self.plan.group_of(layer)
         e = self.engines[g]
-        # + 0 * anchor: a loss that reaches no parameter of this engine (SPOS: a group whose sampled choices are
-        # all skips) makes ZeRO 2's reduction crash on an empty bucket. A zero gradient on one parameter is
-        # exact (g + 0 = g; on an unsampled choice it is dropped by the freeze).
-        loss = loss + 0.0 * self._anchors[g].view(-1)[0]
-        # clone(): DeepSpeed 0.19.8 hooks the forward's output tensors and divides their gradient by
-        # gradient_accumulation_steps unless engine.backward's own hook (on the tensor it is given) has run
-        # first. Here the forward's output *is* the loss, so without a node downstream of it the gradient
-        # would be scaled by 1/calls despite scale_wrt_gas=False. CloneBackward passes the gradient unchanged.
-        e.backward(loss.clone(), scale_wrt_gas=False)
-        e.step()
-        if g in self.offloads and e.micro_steps % e.gradient_accumulation_steps() == 0:
+        micro_step(e, self._anchors[g], loss)
+        if g in self.offloads and window_closed(e):
             self.offloads[g].to_host()  # the window's last call: the group has updated, done for this step
 
     def freeze(self, units: Iterable[str]) -> None:
@@ -172,10 +199,7 @@ class DeepSpeedBackend:
     def step(self) -> None:
         """Check every engine ended its accumulation window (i.e. stepped exactly once), clear freezes."""
         for g, e in enumerate(self.engines):
-            if e.micro_steps % e.gradient_accumulation_steps() != 0:
-                raise RuntimeError(f"layer group {g}: {e.micro_steps} micro-steps is not a multiple of its "
-                                   f"{e.gradient_accumulation_steps()} backward calls per step; the strategy and "
-                                   "its backward_calls disagree")
+            check_window(e, g)
         for opt in self.optimizers:
             set_frozen(opt, set())
         for off in self.offloads.values():
@@ -263,15 +287,6 @@ def _check_precision_device(ds_config: Mapping[str, Any], overrides: Mapping[Any
             raise ConfigError(f"{name}: fp16.enabled needs a GPU and none is visible; use bf16 or fp32 on a CPU")
 
 
-def _offload_groups(spec: bool | Sequence[int], n_groups: int, strategy: str) -> list[int]:
-    """``train.offload_inactive`` (true = every group, or a list of group indices) as a sorted list."""
-    from ..config.schema import ConfigError
-
-    groups = list(range(n_groups)) if spec is True else [] if spec is False else sorted(set(spec))
-    bad = [g for g in groups if not 0 <= g < n_groups]
-    if bad:
-        raise ConfigError(f"train.offload_inactive: groups {bad} do not exist ({n_groups} layer groups)")
-    if groups and strategy == "spos":
-        raise ConfigError("train.offload_inactive: SPOS runs every layer group's forward before any backward, so "
-                         "no group is ever inactive within a step; use greedy or non_greedy")
-    return groups
+def _group_choice(spec: bool | Sequence[int]) -> bool | list[int]:
+    """A group choice as :class:`Levers` holds it (true, false or a list of indices)."""
+    return spec if isinstance(spec, bool) else list(spec)

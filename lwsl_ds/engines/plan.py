@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 from ..space import SuperNet
 from ..strategies.base import Strategy, Unit
-from .groups import assign_units, group_of_layer, resolve_layer_groups
+from ..strategies.groups import assign_units, group_of_layer, resolve_layer_groups
 
-__all__ = ["GroupPlan"]
+__all__ = ["GroupPlan", "group_override"]
+
+
+def group_override(overrides: Mapping[Any, Mapping[str, Any]] | None, group: int) -> Mapping[str, Any]:
+    """``train.group_overrides`` entry of ``group`` (keyed by int, or by str from YAML/JSON); {} when none."""
+    if not overrides:
+        return {}
+    return overrides.get(group, overrides.get(str(group), {}))
 
 
 @dataclass

@@ -7,14 +7,18 @@ when a process group with several ranks exists.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import torch
 
+from ..common.atomic import atomic_path
+from ..common.dist import group_rank, group_size
+from ..config.schema import ConfigError
 from ..space import SuperNet
 from ..strategies.base import Strategy
 from .optim import build_optimizer, build_scheduler, set_frozen
-from .plan import GroupPlan
+from .plan import GroupPlan, group_override
 
 __all__ = ["ReferenceBackend"]
 
@@ -28,17 +32,24 @@ class ReferenceBackend:
 
     def __init__(self, net: SuperNet, strategy: Strategy, ds_config: Mapping[str, Any], *, layer_groups="single",
                  auto_groups: int = 2, auto_cost: str = "flops", total_steps: int = 1,
-                 group_overrides: Mapping[Any, Mapping[str, Any]] | None = None,
-                 micro_batches: Mapping[int, int] | None = None) -> None:
+                 group_overrides: Mapping[Any, Mapping[str, Any]] | None = None, job_name: str = "train",
+                 monitor_dir: str | Path | None = None, micro_batches: Mapping[int, int] | None = None,
+                 offload_groups: bool | Sequence[int] = ()) -> None:
+        """As :class:`~lwsl_ds.engines.DeepSpeedBackend` (one constructor for every backend of the registry);
+        ``job_name`` and ``monitor_dir`` name a monitor this backend does not have."""
         from ..config.ds_config import merge_config
 
+        if offload_groups:
+            # The reference steps every group at the end of the step, so all groups' gradients stay live.
+            raise ConfigError("train.offload_inactive: implemented for the DeepSpeed backend only (the reference "
+                              "backend updates every group at the end of the step)")
         self.net = net
         self.plan = GroupPlan.build(net, strategy, layer_groups, auto_groups=auto_groups, auto_cost=auto_cost,
                                     micro_batches=micro_batches)
         self.groups = self.plan.groups
         self.optimizers, self.schedulers, self.clips = [], [], []
         for g, units in enumerate(self.plan.units):
-            cfg = merge_config(ds_config, (group_overrides or {}).get(g, (group_overrides or {}).get(str(g), {})))
+            cfg = merge_config(ds_config, group_override(group_overrides, g))
             opt = build_optimizer(cfg.get("optimizer"), units)
             self.optimizers.append(opt)
             self.schedulers.append(build_scheduler(cfg.get("scheduler"), opt, total_steps))
@@ -64,9 +75,9 @@ class ReferenceBackend:
     def _all_reduce(self, params: list[torch.nn.Parameter]) -> None:
         import torch.distributed as td
 
-        if not (td.is_available() and td.is_initialized()) or td.get_world_size() == 1:
+        world = group_size()
+        if world == 1:
             return
-        world = td.get_world_size()
         for p in params:
             if p.grad is not None:  # every rank samples the same path, so the same grads are None
                 td.all_reduce(p.grad)
@@ -97,19 +108,15 @@ class ReferenceBackend:
     # ---- checkpoints ------------------------------------------------------------------------------
     def save(self, directory, tag: str) -> None:
         """Write net, optimizer and schedule states to ``directory/reference.pt`` (rank 0 only)."""
-        import torch.distributed as td
-        from pathlib import Path
-
-        if td.is_available() and td.is_initialized() and td.get_rank() != 0:
+        if group_rank() != 0:
             return
         state = {"tag": tag, "net": self.net.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers],
                  "schedulers": [s.state_dict() if s is not None else None for s in self.schedulers]}
-        torch.save(state, Path(directory) / "reference.pt")
+        with atomic_path(Path(directory) / "reference.pt") as tmp:  # a crash mid-write keeps the previous file
+            torch.save(state, tmp)
 
     def load(self, directory, tag: str) -> None:
         """Restore what :meth:`save` wrote."""
-        from pathlib import Path
-
         from ..common.safe_io import load_tensor_file
 
         state = load_tensor_file(Path(directory) / "reference.pt")

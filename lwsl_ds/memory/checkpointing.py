@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import contextlib
 import types
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import torch
 from torch import nn
 
-__all__ = ["CheckpointBackend", "checkpoint_choices", "checkpoint_groups_of"]
+__all__ = ["CheckpointBackend", "checkpoint_choices"]
 
 T = TypeVar("T")
 
@@ -112,24 +112,6 @@ def checkpoint_choices(modules: Iterable[nn.Module], read_only: bool = True) -> 
     finally:
         for m in patched:
             del m.forward
-
-
-def checkpoint_groups_of(spec: bool | Sequence[int] | None, groups: list[list[int]]) -> list[int]:
-    """``train.activation_checkpointing`` (true = every group, or group indices) as the sorted checkpointed
-    groups; bad indices and unsupported settings raise ConfigError."""
-    from ..config.schema import ConfigError
-
-    if spec is False or spec is None:
-        return []
-    n = len(groups)
-    if spec is True:
-        return list(range(n))
-    if isinstance(spec, bool) or not all(isinstance(g, int) and not isinstance(g, bool) for g in spec):
-        raise ConfigError(f"train.activation_checkpointing: true, false or a list of group indices, got {spec!r}")
-    bad = sorted({g for g in spec if not 0 <= g < n})
-    if bad:
-        raise ConfigError(f"train.activation_checkpointing: groups {bad} do not exist ({n} layer groups: {groups})")
-    return sorted(set(spec))
 
 
 class CheckpointBackend:

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import torch
 
-from .balance import MicroBatchBackend
+from .levers import NO_LEVERS, Levers, wrap_levers
 from .step import AccountingBackend, WorstCaseRng, account_step, build_net
 
 __all__ = ["cuda_available_reason", "measure_step"]
@@ -47,9 +47,8 @@ def measure_step(space: str, strategy: str, batch_size: int, *, resolution: int 
     sp = net.space
     strat = get_strategy(strategy)
     views = net.objective.views
-    backend: Any = AccountingBackend([list(range(sp.num_layers))])
-    if plan:
-        backend = MicroBatchBackend(backend, plan, batch_size, views)
+    levers = Levers(micro_batches=dict(plan)) if plan else NO_LEVERS
+    backend = wrap_levers(AccountingBackend([list(range(sp.num_layers))]), net, levers, batch_size)
     images = torch.randn(batch_size * views, sp.in_channels, sp.resolution, sp.resolution, device="cuda")
     labels = torch.randint(0, sp.num_classes, (batch_size,), device="cuda")
     draw = (lambda: WorstCaseRng(sp)) if rng == "worst" else (lambda: random.Random(seed))
@@ -66,7 +65,7 @@ def measure_step(space: str, strategy: str, batch_size: int, *, resolution: int 
     net.zero_grad(set_to_none=True)
     reserved = torch.cuda.max_memory_reserved()
     acc = account_step(space, strategy, batch_size, resolution=resolution, objective=objective, rng=rng, seed=seed,
-                       plan=plan)
+                       levers=levers)
     return {"measured_peak_bytes": peak, "measured_step_bytes": peak - base, "baseline_bytes": base,
             "grads_at_end_bytes": grads, "reserved_bytes": reserved,
             "accounted_activation_bytes": acc.profile.peak_bytes,

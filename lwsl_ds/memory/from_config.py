@@ -1,16 +1,20 @@
 """The memory report's settings read from an experiment YAML (and optionally its ds_config).
 
-``profiling/memory_report.py --config <experiment.yaml>`` accounts the run the experiment describes: its
-space and resolution, the strategies and levers of ``train:`` (layer groups, micro-batches, offload,
-activation checkpointing), the ``memory:`` section, and batch / ZeRO / precision from ``--ds_config``
-(else ``memory.batch_sizes``). Command-line flags override every value.
+``profiling/memory_report.py --config <experiment.yaml>`` (:func:`memory_settings`) accounts the run the experiment describes: its
+space and resolution, the strategy, layer groups and memory levers of ``train:`` (``cfg.train.levers``, the
+object training builds its backend with), the report settings of ``memory:``, and batch / ZeRO / precision
+from ``--ds_config`` (else ``memory.batch_sizes``). Command-line flags override every value.
+``--run <super-net folder>`` (:func:`run_settings`) takes the same from a training run's recorded config.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any, Mapping, Optional
 
-__all__ = ["memory_settings", "resolve_groups"]
+from ..config.schema import ConfigError
+
+__all__ = ["memory_settings", "run_settings", "ds_settings", "resolve_groups"]
 
 
 def resolve_groups(cfg: Any, space: Any) -> list[list[int]]:
@@ -22,22 +26,13 @@ def resolve_groups(cfg: Any, space: Any) -> list[list[int]]:
     if spec == "per_layer":
         return [[i] for i in range(n)]
     if spec == "auto":
-        from ..engines.groups import layer_costs, partition_balanced
+        from ..strategies.groups import layer_costs, partition_balanced
         from ..objectives import get_objective
         from ..space import SuperNet
 
         net = SuperNet(space, get_objective(cfg.train.objective, space.num_classes, proj_dim=cfg.train.proj_dim))
         return partition_balanced(layer_costs(net, cfg.train.auto_cost), min(cfg.train.auto_groups, n))
     return [list(g) for g in spec]
-
-
-def _levers(flag: Any, n_groups: int) -> Optional[list[int]]:
-    """train.offload_inactive / activation_checkpointing (bool or group list) as a group list; None = off."""
-    if flag is True:
-        return list(range(n_groups))
-    if isinstance(flag, list) and flag:
-        return list(flag)
-    return None
 
 
 def memory_settings(cfg: Any, ds: Optional[dict] = None) -> dict[str, Any]:
@@ -48,21 +43,49 @@ def memory_settings(cfg: Any, ds: Optional[dict] = None) -> dict[str, Any]:
     resolution = m.resolution or cfg.space.resolution or cfg.data.resolution
     space = load_space(cfg.space.name, resolution, cfg.space.num_classes)
     groups = resolve_groups(cfg, space)
-    batch = list(m.batch_sizes)
-    zero, precision = 0, "fp32"
-    if ds is not None:
-        batch = [int(ds["train_micro_batch_size_per_gpu"])]
-        zero = int((ds.get("zero_optimization") or {}).get("stage", 0))
-        precision = "bf16" if (ds.get("bf16") or {}).get("enabled") else \
-            "fp16" if (ds.get("fp16") or {}).get("enabled") else "fp32"
+    systems = ds_settings(ds) if ds is not None else {"batch": list(m.batch_sizes), "zero": 0, "precision": "fp32"}
     strategies = list(m.strategies)
     if t.strategy not in strategies:
         strategies.append(t.strategy)
-    return {"space": cfg.space.name, "resolution": space.resolution, "batch": batch, "strategies": strategies,
-            "objective": t.objective, "rng": m.rng,
-            "balance": "auto" if t.micro_batches == "auto" or m.balance == "auto" else "off",
-            "budget_mib": t.memory_budget_mib or m.budget_mib, "floor_factor": m.floor_factor,
-            "groups": groups, "zero": zero, "precision": precision,
-            "offload": _levers(t.offload_inactive, len(groups)),
-            "checkpoint_groups": _levers(t.activation_checkpointing, len(groups)) or list(m.checkpoint_groups),
-            "overhead_mib": m.device_overhead_mib}
+    levers = t.levers
+    return {"space": cfg.space.name, "resolution": space.resolution, **systems, "strategies": strategies,
+            "objective": t.objective, "rng": m.rng, "balance": "auto" if levers.micro_batches == "auto" else "off",
+            "budget_mib": levers.memory_budget_mib, "floor_factor": m.floor_factor, "groups": groups,
+            "offload": levers.offload_groups(len(groups)) or None,
+            "checkpoint_groups": levers.checkpoint_groups(groups), "overhead_mib": m.device_overhead_mib}
+
+
+def ds_settings(ds: Mapping[str, Any], world_size: int = 1) -> dict[str, Any]:
+    """Per-rank batch, ZeRO stage and precision of a ds_config, keyed as the report's flags."""
+    from ..config.ds_config import micro_batch_size
+
+    precision = "bf16" if (ds.get("bf16") or {}).get("enabled") else \
+        "fp16" if (ds.get("fp16") or {}).get("enabled") else "fp32"
+    return {"batch": [micro_batch_size(ds, world_size)], "zero": int((ds.get("zero_optimization") or {}).get("stage", 0)),
+            "precision": precision}
+
+
+def run_settings(run: Path, doc: Optional[Mapping[str, Any]]) -> tuple[dict[str, Any], Any]:
+    """(report settings keyed as its flags, experiment config) of training run folder ``run`` with recorded
+    config ``doc`` (None: the run has none)."""
+    import json
+
+    from ..common.checkpoint import find_latest
+    from ..config.loader import parse_experiment
+
+    if doc is None or not (run / "ds_config.json").is_file():
+        raise ConfigError(f"--run {run}: not a training run directory (needs config.yaml and ds_config.json)")
+    cfg = parse_experiment(dict(doc))
+    t = cfg.train
+    if not isinstance(t.layer_groups, list):
+        raise ConfigError(f"--run {run}: its config records layer_groups={t.layer_groups!r}, not the resolved "
+                          "groups (a run from before resolved configs); pass --space/--resolution/--groups")
+    latest = find_latest(run)
+    systems = ds_settings(json.loads((run / "ds_config.json").read_text()),
+                          int(latest[1].get("world_size", 1)) if latest is not None else 1)
+    if systems["zero"] > 2:
+        raise ConfigError(f"--run {run}: ZeRO stage {systems['zero']} in its ds_config; the report accounts 0-2")
+    return {"space": cfg.space.name, "resolution": cfg.space.resolution, **systems, "objective": t.objective,
+            "offload": (None if t.offload_inactive is False else [] if t.offload_inactive is True
+                        else list(t.offload_inactive)),
+            "checkpoint_groups": t.levers.checkpoint_groups(t.layer_groups)}, cfg

@@ -11,11 +11,13 @@ unavoidable part plus as much again for work; a larger factor means fewer, large
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ..space import SearchSpace
 from .balance import plan_micro_batches
+from .levers import NO_LEVERS, Levers
 from .step import StepAccount, account_step, build_net
 
 __all__ = ["BalancePlan", "calibrate", "auto_balance"]
@@ -50,14 +52,19 @@ def _layer_peaks(acc: StepAccount) -> dict[int, int]:
     return {p.layer: p.peak_bytes + acc.batch_bytes for p in acc.profile.phases if p.name in ("stem", "layer")}
 
 
-def calibrate(space: SearchSpace | str, strategy: str, batch_size: int, *, net=None,
+def _with_plan(levers: Levers, plan: dict[int, int]) -> Levers:
+    """``levers`` with this explicit micro-batch plan (the other levers as given)."""
+    return dataclasses.replace(levers, micro_batches=plan or "off", memory_budget_mib=None)
+
+
+def calibrate(space: SearchSpace | str, strategy: str, batch_size: int, *, net=None, levers: Levers = NO_LEVERS,
               **kw: Any) -> tuple[dict[int, int], dict[int, int], StepAccount]:
     """(work, floor, unbalanced account) per layer from two accounted steps (M = 1 and M = 2)."""
     if batch_size < 2:
         raise ValueError("balanced mode needs batch_size >= 2 (nothing to split)")
-    one = account_step(space, strategy, batch_size, net=net, **kw)
+    one = account_step(space, strategy, batch_size, net=net, levers=_with_plan(levers, {}), **kw)
     layers = list(_layer_peaks(one))
-    two = account_step(space, strategy, batch_size, net=net, plan={i: 2 for i in layers}, **kw)
+    two = account_step(space, strategy, batch_size, net=net, levers=_with_plan(levers, {i: 2 for i in layers}), **kw)
     p1, p2 = _layer_peaks(one), _layer_peaks(two)
     half = -(-batch_size // 2) / batch_size  # share of the largest of two micro-batches
     work = {i: max(0, round((p1[i] - p2[i]) / (1 - half))) for i in layers}
@@ -67,20 +74,21 @@ def calibrate(space: SearchSpace | str, strategy: str, batch_size: int, *, net=N
 
 def auto_balance(space: SearchSpace | str, strategy: str, batch_size: int, *, budget: int | None = None,
                  floor_factor: float = 2.0, max_rounds: int = 3, resolution: int | None = None,
-                 objective: str = "ce", checkpoint_layers: Sequence[int] = (), **kw: Any) -> BalancePlan:
-    """Plan micro-batches for ``strategy`` (greedy / non_greedy) and verify them with a real accounted step."""
+                 objective: str = "ce", levers: Levers = NO_LEVERS, **kw: Any) -> BalancePlan:
+    """Plan micro-batches for ``strategy`` (greedy / non_greedy) under the other ``levers`` and verify them with a
+    real accounted step."""
     if strategy == "spos":
         raise ValueError("balanced mode: SPOS trains end-to-end; choose greedy or non_greedy")
     net = build_net(space, objective, kw.pop("device", "meta"), resolution)
-    common = dict(net=net, checkpoint_layers=checkpoint_layers, **kw)
-    work, floor, _ = calibrate(net.space, strategy, batch_size, **common)
+    common = dict(net=net, **kw)
+    work, floor, _ = calibrate(net.space, strategy, batch_size, levers=levers, **common)
     if budget is None:
         budget = int(floor_factor * max(floor.values()))
     plan = plan_micro_batches(work, floor, budget, batch_size)
     rounds = 0
     while True:
         rounds += 1
-        acc = account_step(net.space, strategy, batch_size, plan=plan, **common)
+        acc = account_step(net.space, strategy, batch_size, levers=_with_plan(levers, plan), **common)
         over = [i for i, p in _layer_peaks(acc).items() if p > budget and plan[i] < batch_size]
         if not over or rounds >= max_rounds:
             return BalancePlan(budget, plan, work, floor, acc, rounds)

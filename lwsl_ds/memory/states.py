@@ -24,12 +24,23 @@ from typing import Iterable, Literal
 
 from torch import nn
 
-__all__ = ["EngineStates", "engine_states", "DEFAULT_BUCKET", "DTYPE_BYTES", "module_params",
+__all__ = ["EngineSettings", "EngineStates", "engine_states", "DEFAULT_BUCKET", "DTYPE_BYTES", "module_params",
            "offloaded_device_states"]
 
 DEFAULT_BUCKET = 20_000_000  # elements; see the module docstring
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 OPT_STATES = {"adam": 2, "adamw": 2, "sgd": 1, "sgd_nomomentum": 0}
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What the model-state formula needs to know of every engine (the ds_config's systems knobs)."""
+
+    zero_stage: int = 0
+    world_size: int = 1  # data-parallel ranks of the engine
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    optimizer: str = "adam"
+    reduce_bucket_size: int = DEFAULT_BUCKET
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,9 @@ Paths: the training run's memory peak is set by the most expensive step, so by d
 (SPOS's path, non-greedy's stacked choice) takes the choice with the most activations
 (:class:`WorstCaseRng`); ``rng="sample"`` draws as training does.
 
+Levers: ``levers`` (:class:`~lwsl_ds.config.sections.train.Levers`, the ``train.*`` keys) go through the same
+:func:`~lwsl_ds.memory.levers.resolve_levers` and :func:`~lwsl_ds.memory.levers.wrap_levers` as training.
+
 Example::
 
     acc = account_step("paper", "non_greedy", batch_size=128, resolution=224)
@@ -17,9 +20,10 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -27,9 +31,8 @@ from ..objectives import get_objective
 from ..space import SearchSpace, SuperNet, load_space
 from ..strategies import get_strategy
 from ..strategies.base import Strategy
-from .balance import MicroBatchBackend
-from .checkpointing import CheckpointBackend
-from .states import DEFAULT_BUCKET, EngineStates, engine_states, offloaded_device_states
+from .levers import NO_LEVERS, Levers, resolve_levers, wrap_levers
+from .states import DEFAULT_BUCKET, EngineSettings, EngineStates, engine_states, offloaded_device_states
 from .tracker import StepProfile, StepTracker
 
 __all__ = ["AccountingBackend", "WorstCaseRng", "StepAccount", "account_step", "build_net", "group_states"]
@@ -132,7 +135,7 @@ def group_states(net: SuperNet, strategy: Strategy, groups: list[list[int]], *, 
                  world_size: int = 1, precision: str = "fp32", optimizer: str = "adam",
                  reduce_bucket_size: int = DEFAULT_BUCKET) -> list[EngineStates]:
     """Model states of one engine per layer group (units assigned to the group of their first owner layer)."""
-    from ..engines.groups import assign_units
+    from ..strategies.groups import assign_units
 
     out = []
     for g, units in enumerate(assign_units(strategy.units(net), groups)):
@@ -161,14 +164,12 @@ def _read_only_bytes(net: SuperNet, groups: list[list[int]], precision: str) -> 
     return out
 
 
-def account_step(space: SearchSpace | str, strategy: str, batch_size: int, *, resolution: int | None = None,
-                 objective: str = "ce", device: str = "meta", rng: str = "worst", seed: int = 0,
-                 groups: list[list[int]] | None = None, plan: Mapping[int, int] | None = None,
-                 checkpoint_layers: Sequence[int] = (), offload_inactive: bool | Sequence[int] = False,
-                 zero_stage: int = 0,
-                 world_size: int = 1, precision: str = "fp32", optimizer: str = "adam",
-                 reduce_bucket_size: int = DEFAULT_BUCKET, net: SuperNet | None = None) -> StepAccount:
-    """Run one real ``strategy`` step under the tracker and return its accounted memory."""
+def account_step(space: SearchSpace | str, strategy: str, batch_size: int, *, levers: Levers = NO_LEVERS,
+                 groups: list[list[int]] | None = None, engine: EngineSettings = EngineSettings(),
+                 resolution: int | None = None, objective: str = "ce", device: str = "meta", rng: str = "worst",
+                 seed: int = 0, net: SuperNet | None = None) -> StepAccount:
+    """Run one real ``strategy`` step under the tracker, with ``levers`` as training runs them, one engine per
+    layer group of ``groups`` (``engine``: their ZeRO stage, precision, ...); its accounted memory."""
     if batch_size < 1:
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
     if rng not in ("worst", "sample"):
@@ -178,42 +179,26 @@ def account_step(space: SearchSpace | str, strategy: str, batch_size: int, *, re
     sp = net.space
     strat = get_strategy(strategy)
     groups = groups or [list(range(sp.num_layers))]
+    levers = resolve_levers(levers, net, strategy, batch_size)
+    offloaded = levers.offload_groups(len(groups), strategy)  # as train.offload_inactive runs it (engines/offload.py)
+    if len(groups) == 1:
+        offloaded = []  # one group is always the active one: nothing is ever inactive
     views = net.objective.views
-    if plan and strategy == "spos":
-        raise ValueError("micro-batch plan: SPOS trains end-to-end; per-layer micro-batching applies to greedy "
-                         "and non_greedy (use a smaller batch with gradient accumulation for SPOS)")
-    if plan and views != 1:
-        raise ValueError(f"micro-batch plan: objective {objective!r} is a different loss over micro-batches "
-                         "(fewer negatives); balanced mode accounts 'ce' only")
     dev = next(net.parameters()).device
     images = torch.empty(batch_size * views, sp.in_channels, sp.resolution, sp.resolution, device=dev)
     labels = torch.zeros(batch_size, dtype=torch.long, device=dev)
     batch_bytes = images.untyped_storage().nbytes() + labels.untyped_storage().nbytes()
-    backend: Any = AccountingBackend(groups)
-    if checkpoint_layers:  # as train.activation_checkpointing runs it (every choice call of those layers' losses)
-        backend = CheckpointBackend(backend, net, checkpoint_layers, groups)
-    if plan:
-        backend = MicroBatchBackend(backend, plan, batch_size, views)
+    backend = wrap_levers(AccountingBackend(groups), net, levers, batch_size)
     draw = WorstCaseRng(sp) if rng == "worst" else random.Random(seed)
     tracker = StepTracker(net)
     with tracker:
         strat.step(net, images, labels, backend, draw, tracker=tracker)
     net.zero_grad(set_to_none=True)
-    engines = group_states(net, strat, groups, zero_stage=zero_stage, world_size=world_size, precision=precision,
-                           optimizer=optimizer, reduce_bucket_size=reduce_bucket_size)
-    # As train.offload_inactive does it (true: every group; or group indices); see engines/offload.py.
-    offloaded = list(range(len(groups))) if offload_inactive is True else sorted(set(offload_inactive or []))
-    bad = [g for g in offloaded if not 0 <= g < len(groups)]
-    if bad:
-        raise ValueError(f"offload_inactive: groups {bad} do not exist ({len(groups)} layer groups)")
-    if offloaded and strategy == "spos":
-        raise ValueError("offload_inactive: SPOS needs every group's states within a step (forward of all, then "
-                         "backward); offload applies to greedy and non_greedy")
-    if offloaded and len(groups) > 1:
-        extra = _read_only_bytes(net, groups, precision) if strategy == "non_greedy" else None
+    engines = group_states(net, strat, groups, **dataclasses.asdict(engine))
+    if offloaded:
+        extra = _read_only_bytes(net, groups, engine.precision) if strategy == "non_greedy" else None
         device_states = offloaded_device_states(engines, prefetch=False, read_only_next=extra, offloaded=offloaded)
     else:
-        offloaded = []  # one group is always the active one: nothing is ever inactive
         device_states = sum(e.total for e in engines)
     return StepAccount(strategy, sp.name, sp.resolution, batch_size, tracker.profile(), batch_bytes, engines,
-                       device_states, dict(plan or {}), list(checkpoint_layers), offloaded)
+                       device_states, levers.plan, levers.checkpoint_layers(groups), offloaded)

@@ -12,7 +12,7 @@ true peak over the whole step, not a sum of parts.
 
 Costs: one Python call per aten op (a paper-space layer-wise step on ``meta`` is about 10^5 ops, a few
 seconds). The pack hook returns ``t.detach()``, never ``t``: returning ``t`` itself leaks the whole graph
-when a forward runs without backward (see shared/notes/platform-facts.md).
+when a forward runs without backward (measured: hundreds of MiB per call, not freed by gc).
 
 Example::
 

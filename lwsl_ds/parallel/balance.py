@@ -18,7 +18,7 @@ from typing import Iterator
 
 import torch
 
-from ..engines.groups import partition_balanced
+from ..strategies.groups import partition_balanced
 from ..space import SuperNet
 from ..strategies.base import Strategy, step_rng
 

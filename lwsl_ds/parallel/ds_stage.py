@@ -1,8 +1,8 @@
 """The DeepSpeed engine of one layer group in a layer-parallel run.
 
-Same engine recipe as :class:`lwsl_ds.engines.DeepSpeedBackend` (toolkit-built optimizer with skippable
-groups, one micro-step per backward call, ``scale_wrt_gas=False``, the anchor and ``clone()`` tricks),
-but only the rank's own group is built, and the engine's data-parallel group is the D ranks of that
+The engine recipe of :class:`lwsl_ds.engines.DeepSpeedBackend`, reused from there (``build_group_engine``,
+``micro_step``, ``check_window``: toolkit-built optimizer with skippable groups, one micro-step per backward
+call, ``scale_wrt_gas=False``, the anchor and ``clone()`` tricks), but only the rank's own group is built, and the engine's data-parallel group is the D ranks of that
 group, given to DeepSpeed through a minimal ``mpu`` (without it the engine would average gradients over
 the whole world, i.e. with ranks that own *other* layers).
 
@@ -15,12 +15,14 @@ toolkit's own torch optimizer); ZeRO 1/2 partition the optimizer state and are r
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 import torch
 
-from ..engines.optim import build_optimizer, build_scheduler, set_frozen
-from ..engines.plan import GroupPlan
+from ..engines.deepspeed_engines import anchor_of, build_group_engine, check_window, micro_step
+from ..engines.optim import set_frozen
+from ..engines.plan import GroupPlan, group_override
+from .stage import OneGroupBackend
 
 __all__ = ["GroupMPU", "DeepSpeedStageBackend"]
 
@@ -60,7 +62,7 @@ class GroupMPU:
         return 0
 
 
-class DeepSpeedStageBackend:
+class DeepSpeedStageBackend(OneGroupBackend):
     """Update backend over the DeepSpeed engine of one layer group (data parallel inside the group)."""
 
     kind = "deepspeed"
@@ -68,59 +70,31 @@ class DeepSpeedStageBackend:
     def __init__(self, plan: GroupPlan, group: int, ds_config: Mapping[str, Any], *, dp_group: Any, solo_group: Any,
                  total_steps: int = 1, group_overrides: Mapping[Any, Mapping[str, Any]] | None = None,
                  job_name: str = "train", monitor_dir: str | Path | None = None) -> None:
-        import deepspeed
         import torch.distributed as td
 
         from ..config.ds_config import derive_group_config
 
-        self.plan, self.group, self.groups = plan, group, plan.groups
-        self.units = plan.units[group]
-        ov = (group_overrides or {}).get(group, (group_overrides or {}).get(str(group), {}))
-        dp = td.get_world_size(dp_group)
-        cfg = derive_group_config(ds_config, ov, group=group, backward_calls=plan.calls[group], world_size=dp,
+        self._own(plan, group)
+        cfg = derive_group_config(ds_config, group_override(group_overrides, group), group=group,
+                                  backward_calls=plan.calls[group], world_size=td.get_world_size(dp_group),
                                   job_name=f"{job_name}_group{group}", monitor_dir=monitor_dir)
         self.zero_stage = int(cfg.get("zero_optimization", {}).get("stage", 0))
-        opt_cfg, sched_cfg = cfg.pop("optimizer", None), cfg.pop("scheduler", None)
-        from ..engines.deepspeed_engines import GroupModule, group_dtype
-
-        module = GroupModule(self.units, group_dtype(cfg))
-        self.optimizer = build_optimizer(opt_cfg, self.units)
-        self.engine, _, _, _ = deepspeed.initialize(
-            model=module, optimizer=self.optimizer, config=cfg, mpu=GroupMPU(dp_group, solo_group),
-            lr_scheduler=(lambda o: build_scheduler(sched_cfg, o, total_steps)) if sched_cfg else None)
-        from ..common.safe_io import secure_engine
-
-        secure_engine(self.engine)  # checkpoint files read weights-only (DeepSpeed's default runs pickles)
+        self.engine, self.optimizer = build_group_engine(self.units, cfg, total_steps=total_steps,
+                                                         mpu=GroupMPU(dp_group, solo_group))
         self.config = cfg
-        self._anchor = min((p for u in self.units for p in u.module.parameters()), key=lambda p: p.numel())
+        self._anchor = anchor_of(self.units)
 
-    def _check(self, layer: int) -> None:
-        if self.plan.group_of(layer) != self.group:
-            raise RuntimeError(f"layer {layer} belongs to layer group {self.plan.group_of(layer)}, not to this "
-                               f"rank's group {self.group}")
-
-    def run(self, layer: int, fn: Callable[..., T], *args: Any) -> T:
-        """``engine(fn, *args)``."""
-        self._check(layer)
+    def _forward(self, fn: Callable[..., T], *args: Any) -> T:
         return self.engine(fn, *args)
 
     def backward(self, layer: int, loss: torch.Tensor) -> None:
-        """One micro-step (see lwsl_ds/engines/deepspeed_engines.py for the anchor and ``clone``)."""
+        """One micro-step (see lwsl_ds/engines/deepspeed_engines.py ``micro_step``)."""
         self._check(layer)
-        loss = loss + 0.0 * self._anchor.view(-1)[0]
-        self.engine.backward(loss.clone(), scale_wrt_gas=False)
-        self.engine.step()
-
-    def freeze(self, units: Iterable[str]) -> None:
-        """Skip these units' parameter groups at the coming optimizer step."""
-        set_frozen(self.optimizer, set(units))
+        micro_step(self.engine, self._anchor, loss)
 
     def step(self) -> None:
         """Check the engine closed its accumulation window; clear freezes."""
-        e = self.engine
-        if e.micro_steps % e.gradient_accumulation_steps() != 0:
-            raise RuntimeError(f"layer group {self.group}: {e.micro_steps} micro-steps is not a multiple of its "
-                               f"{e.gradient_accumulation_steps()} backward calls per step")
+        check_window(self.engine, self.group)
         set_frozen(self.optimizer, set())
 
     @property
@@ -138,8 +112,7 @@ class DeepSpeedStageBackend:
             raise NotImplementedError(f"layer group {self.group}: checkpoints of layer-parallel runs support "
                                       f"ZeRO stage 0 only (this engine uses stage {self.zero_stage})")
         e = self.engine
-        return {"units": {u.name: u.module.state_dict() for u in self.units},
-                "optimizer": self.optimizer.state_dict(),
+        return {**self._units_state(),
                 "scheduler": e.lr_scheduler.state_dict() if e.lr_scheduler is not None else None,
                 "global_steps": int(e.global_steps), "global_samples": int(e.global_samples),
                 "micro_steps": int(e.micro_steps)}
@@ -149,9 +122,7 @@ class DeepSpeedStageBackend:
         if self.zero_stage != 0:
             raise NotImplementedError("layer-parallel checkpoints support ZeRO stage 0 only")
         e = self.engine
-        for u in self.units:
-            u.module.load_state_dict(state["units"][u.name])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self._load_units_state(state)
         if e.lr_scheduler is not None and state["scheduler"] is not None:
             e.lr_scheduler.load_state_dict(state["scheduler"])
         e.global_steps, e.global_samples, e.micro_steps = (int(state["global_steps"]), int(state["global_samples"]),

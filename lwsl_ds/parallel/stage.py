@@ -9,7 +9,9 @@ synchronous run samples).
 ``StageBackend`` is the plain-PyTorch update backend of one group: the group's optimizer, schedule and
 clipping, gradients averaged over the group's data-parallel ranks only. It follows
 :class:`lwsl_ds.engines.ReferenceBackend` step for step (that class averages over the whole world, which
-is wrong when the world holds other groups).
+is wrong when the world holds other groups). ``OneGroupBackend`` holds what it shares with the DeepSpeed
+backend of one group (ds_stage.py): the plan, the group, its units and optimizer, the refusal of other
+groups' layers, freezing and the units' state.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 import torch
 
 from ..engines.optim import build_optimizer, build_scheduler, set_frozen
-from ..engines.plan import GroupPlan
+from ..engines.plan import GroupPlan, group_override
 from ..space import SuperNet
 from ..strategies.base import NULL_TRACKER, StepOutput, Tracker, UpdateBackend
 from ..strategies.layerwise import LayerwiseStrategy
 
-__all__ = ["group_step", "replay_draws", "StageBackend"]
+__all__ = ["group_step", "replay_draws", "OneGroupBackend", "StageBackend"]
 
 T = TypeVar("T")
 
@@ -60,7 +62,50 @@ def group_step(strategy: LayerwiseStrategy, net: SuperNet, layers: list[int], x:
     return out, x
 
 
-class StageBackend:
+class OneGroupBackend:
+    """What the update backends of one layer group share: the plan, the group, its units and optimizer.
+
+    A loss of a layer of another group is refused (that group lives on other ranks).
+    """
+
+    plan: GroupPlan
+    group: int
+    units: list
+    optimizer: torch.optim.Optimizer
+
+    def _own(self, plan: GroupPlan, group: int) -> None:
+        self.plan, self.group, self.groups = plan, group, plan.groups
+        self.units = plan.units[group]
+
+    def _check(self, layer: int) -> None:
+        if self.plan.group_of(layer) != self.group:
+            raise RuntimeError(f"layer {layer} belongs to layer group {self.plan.group_of(layer)}, not to this "
+                               f"rank's group {self.group}")
+
+    def run(self, layer: int, fn: Callable[..., T], *args: Any) -> T:
+        """The forward ``fn(*args)`` of a loss of this group's ``layer``."""
+        self._check(layer)
+        return self._forward(fn, *args)
+
+    def _forward(self, fn: Callable[..., T], *args: Any) -> T:
+        return fn(*args)
+
+    def freeze(self, units: Iterable[str]) -> None:
+        """Skip these units' parameter groups at the coming optimizer step."""
+        set_frozen(self.optimizer, set(units))
+
+    def _units_state(self) -> dict:
+        """Units' module states and the optimizer's."""
+        return {"units": {u.name: u.module.state_dict() for u in self.units},
+                "optimizer": self.optimizer.state_dict()}
+
+    def _load_units_state(self, state: dict) -> None:
+        for u in self.units:
+            u.module.load_state_dict(state["units"][u.name])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+class StageBackend(OneGroupBackend):
     """Plain-PyTorch update backend of one layer group (optimizer over its units only)."""
 
     kind = "reference"
@@ -69,36 +114,20 @@ class StageBackend:
                  group_overrides: Mapping[Any, Mapping[str, Any]] | None = None, dp_group: Any = None) -> None:
         from ..config.ds_config import merge_config
 
-        self.plan, self.group, self.dp_group = plan, group, dp_group
-        self.groups = plan.groups
-        ov = (group_overrides or {}).get(group, (group_overrides or {}).get(str(group), {}))
-        cfg = merge_config(ds_config, ov)
-        self.units = plan.units[group]
+        self._own(plan, group)
+        self.dp_group = dp_group
+        cfg = merge_config(ds_config, group_override(group_overrides, group))
         self.optimizer = build_optimizer(cfg.get("optimizer"), self.units)
         self.scheduler = build_scheduler(cfg.get("scheduler"), self.optimizer, total_steps)
         self.clip = float(cfg.get("gradient_clipping", 0.0))
         self._calls = 0
         self.global_steps = 0
 
-    def _check(self, layer: int) -> None:
-        if self.plan.group_of(layer) != self.group:
-            raise RuntimeError(f"layer {layer} belongs to layer group {self.plan.group_of(layer)}, not to this "
-                               f"rank's group {self.group}")
-
-    def run(self, layer: int, fn: Callable[..., T], *args: Any) -> T:
-        """Call ``fn(*args)`` (only for layers of this group)."""
-        self._check(layer)
-        return fn(*args)
-
     def backward(self, layer: int, loss: torch.Tensor) -> None:
         """``loss.backward()``; gradients accumulate until ``step``."""
         self._check(layer)
         loss.backward()
         self._calls += 1
-
-    def freeze(self, units: Iterable[str]) -> None:
-        """Skip these units' parameter groups at the next ``step``."""
-        set_frozen(self.optimizer, set(units))
 
     def step(self) -> None:
         """Average over the group's ranks, clip, optimizer step, zero grads, LR schedule."""
@@ -130,16 +159,13 @@ class StageBackend:
 
     def state_dict(self) -> dict:
         """Units' module states, optimizer, schedule and step count."""
-        return {"units": {u.name: u.module.state_dict() for u in self.units},
-                "optimizer": self.optimizer.state_dict(),
+        return {**self._units_state(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
                 "global_steps": self.global_steps}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a :meth:`state_dict`."""
-        for u in self.units:
-            u.module.load_state_dict(state["units"][u.name])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self._load_units_state(state)
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.global_steps = int(state["global_steps"])

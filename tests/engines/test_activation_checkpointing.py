@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from lwsl_ds.config.schema import ConfigError
-from lwsl_ds.memory import account_step
+from lwsl_ds.memory import Levers, account_step
 
 from tests.engines.harness import ds_config, tiny_net, train
 
@@ -98,7 +98,8 @@ def test_reference_backend_and_micro_batches_combine() -> None:
 
 def test_saved_bytes_drop_in_checkpointed_layers_only() -> None:
     plain = account_step("demo", "non_greedy", 8, resolution=32, groups=GROUPS)
-    ck = account_step("demo", "non_greedy", 8, resolution=32, groups=GROUPS, checkpoint_layers=GROUPS[1])
+    ck = account_step("demo", "non_greedy", 8, resolution=32, groups=GROUPS,
+                      levers=Levers(activation_checkpointing=[1]))  # group 1 = layers 2, 3
     saved = [{(p.label): p.saved_bytes for p in acc.profile.phases} for acc in (plain, ck)]
     assert saved[1]["L0"] == saved[0]["L0"] and saved[1]["L1"] == saved[0]["L1"]
     assert saved[1]["L2"] < saved[0]["L2"] and saved[1]["L3"] < saved[0]["L3"]

@@ -2,7 +2,7 @@
 
 The launcher cannot build a network without batch norm, so equality is checked here through
 ``build_backend`` (the same call launchers/train.py makes) on a BN-free tiny net; the launcher path itself
-(auto plan from the accounting, logged, a layer split) is checked in tests/launchers/test_train_balance.py.
+(auto plan from the accounting, logged, a layer split) is checked in tests/memory/test_train_levers.py.
 SGD, not Adam: Adam with eps 1e-8 turns fp32 summation-order noise on near-zero gradients into full-size
 steps (see test_equivalence.py), which would hide what is compared here.
 """

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from lwsl_ds.engines.reference import ReferenceBackend
-from lwsl_ds.memory import (MicroBatchBackend, account_step, auto_balance, checkpoint_choices, micro_group_calls,
+from lwsl_ds.memory import (Levers, MicroBatchBackend, account_step, auto_balance, checkpoint_choices, micro_group_calls,
                             split_batch)
 from lwsl_ds.objectives import get_objective
 from lwsl_ds.space import SuperNet, load_space
@@ -97,7 +97,7 @@ def test_checkpointing_same_gradients_and_bn_stats_less_saved() -> None:
         torch.testing.assert_close(a, b)  # running stats advanced once, not twice
     assert "forward" not in twin.choice(0, 1).__dict__  # unpatched after the block
     plain = account_step("demo", "greedy", 8, resolution=32)
-    ck = account_step("demo", "greedy", 8, resolution=32, checkpoint_layers=[0, 1, 2, 3])
+    ck = account_step("demo", "greedy", 8, resolution=32, levers=Levers(activation_checkpointing=True))
     assert ck.profile.saved_total_bytes < plain.profile.saved_total_bytes
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lwsl_ds.memory import account_step, build_net
+from lwsl_ds.memory import Levers, account_step, build_net
 
 B = 8
 
@@ -35,7 +35,7 @@ def test_model_states_are_counted_per_group() -> None:
     one = account_step("demo", "greedy", B, resolution=32)
     two = account_step("demo", "greedy", B, resolution=32, groups=[[0, 1], [2, 3]])
     assert len(two.engines) == 2 and two.model_states == one.model_states
-    off = account_step("demo", "greedy", B, resolution=32, groups=[[0, 1], [2, 3]], offload_inactive=True)
+    off = account_step("demo", "greedy", B, resolution=32, groups=[[0, 1], [2, 3]], levers=Levers(offload_inactive=True))
     assert off.device_states == max(e.total for e in off.engines) < off.model_states
     assert off.activation_peak == two.activation_peak
 
@@ -58,7 +58,7 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="batch_size"):
         account_step("demo", "greedy", 0)
     with pytest.raises(ValueError, match="SPOS"):
-        account_step("demo", "spos", 4, plan={0: 2})
+        account_step("demo", "spos", 4, levers=Levers(micro_batches={0: 2}))
     with pytest.raises(ValueError, match="unknown strategy"):
         account_step("demo", "fast", 4)
 
@@ -67,7 +67,7 @@ def test_offload_accounting_matches_the_implementation() -> None:
     """Per-group offload; non-greedy adds layer i+1's choices (read-only, next group); SPOS is refused."""
     groups = [[0], [1], [2, 3]]
     on = account_step("demo", "non_greedy", B, resolution=32, groups=groups)
-    off = account_step("demo", "non_greedy", B, resolution=32, groups=groups, offload_inactive=[0, 1])
+    off = account_step("demo", "non_greedy", B, resolution=32, groups=groups, levers=Levers(offload_inactive=[0, 1]))
     net = build_net("demo", resolution=32)
     choices1 = 4 * sum(p.numel() for k in net.space.layers[1].choices for p in net.choice(1, k).parameters())
     e0, e1, e2 = off.engines  # ZeRO 0: no buckets stay behind
@@ -76,8 +76,8 @@ def test_offload_accounting_matches_the_implementation() -> None:
     # group 2 is not offloaded: always resident
     assert off.device_states == max(e0.total + choices1 + e2.total, e1.total + e2.total) < on.device_states
     assert on.device_states == on.model_states == e0.total + e1.total + e2.total
-    greedy = account_step("demo", "greedy", B, resolution=32, groups=groups, offload_inactive=[0, 1])
+    greedy = account_step("demo", "greedy", B, resolution=32, groups=groups, levers=Levers(offload_inactive=[0, 1]))
     g0, g1, g2 = greedy.engines
     assert greedy.device_states == max(g0.total, g1.total) + g2.total  # greedy reads nothing of the next group
     with pytest.raises(ValueError, match="SPOS"):
-        account_step("demo", "spos", B, resolution=32, groups=groups, offload_inactive=True)
+        account_step("demo", "spos", B, resolution=32, groups=groups, levers=Levers(offload_inactive=True))

@@ -1,16 +1,39 @@
-"""`memory:` section of the experiment config: accounting report settings and the balanced-memory levers."""
+"""`memory:` section of the experiment config: settings of the memory report (profiling/memory_report.py).
+
+The memory levers themselves are ``train.*`` keys (sections/train.py, :class:`~.train.Levers`): the report
+accounts what training runs. Configs written before that carried the levers here too; those keys still
+load as aliases (:data:`LEVER_ALIASES`, moved by :func:`move_lever_aliases`):
+
+====================================  ==========================================
+old key                               same as
+====================================  ==========================================
+``memory.balance: auto``              ``train.micro_batches: auto``
+``memory.balance: explicit`` +
+``memory.micro_batches: {l: m}``      ``train.micro_batches: {l: m}``
+``memory.budget_mib``                 ``train.memory_budget_mib``
+``memory.checkpoint_groups: [g..]``   ``train.activation_checkpointing: [g..]``
+``memory.offload_groups: true``       ``train.offload_inactive: true``
+====================================  ==========================================
+"""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from ..schema import ConfigError, spec
+
+__all__ = ["MemoryConfig", "LEVER_ALIASES", "move_lever_aliases"]
+
+# old memory.* key -> the train.* key it stands for
+LEVER_ALIASES = {"balance": "micro_batches", "micro_batches": "micro_batches", "budget_mib": "memory_budget_mib",
+                 "checkpoint_groups": "activation_checkpointing", "offload_groups": "offload_inactive"}
 
 
 @dataclass(frozen=True)
 class MemoryConfig:
-    """Settings of the memory phase (profiling/memory_report.py) and of balanced layer-wise training."""
+    """Settings of the memory phase (profiling/memory_report.py); the levers it accounts are ``train.*``."""
 
     seed: int = spec(0, ge=0, help="seed of this phase's random choices (rng: sample)")
     strategies: list[str] = spec(["spos", "greedy", "non_greedy"], help="strategies to account; spos is the "
@@ -20,17 +43,9 @@ class MemoryConfig:
     rng: Literal["worst", "sample"] = spec("worst", help="worst: every random draw (SPOS path, non-greedy's "
                                                          "stacked choice) takes the largest choice, the peak "
                                                          "over training; sample: draw as training does")
-    balance: Literal["off", "auto", "explicit"] = spec(
-        "off", help="per-layer micro-batching: auto plans it from the accounting; explicit uses micro_batches")
-    budget_mib: Optional[float] = spec(None, gt=0, help="balance=auto: activation budget per layer; "
-                                                        "default floor_factor x the largest unavoidable floor")
-    floor_factor: float = spec(2.0, ge=1.0, help="balance=auto without budget_mib: budget = this x the largest "
-                                                 "per-layer floor (batch, layer input, accumulator)")
-    micro_batches: dict[int, int] = spec(dict(), help="balance=explicit: layer (-1 = stem) -> micro-batches")
-    checkpoint_groups: list[int] = spec(list(), help="layer groups whose choices run under activation "
-                                                     "checkpointing")
-    offload_groups: bool = spec(False, help="keep the model states of layer groups that are not training in "
-                                            "host memory (needs one update per group when it finishes)")
+    floor_factor: float = spec(2.0, ge=1.0, help="the report's balanced rows without train.memory_budget_mib: "
+                                                 "budget = this x the largest per-layer floor (batch, layer "
+                                                 "input, accumulator); training's auto plan uses 2")
     # The CUDA context alone measured at 723 MiB in nvidia-smi right after the first CUDA call
     # (discuss.pytorch.org/t/what-is-the-reason-for-pytorchs-gpu-memory-floor/73021); not measured here (no
     # GPU). Allocator cache and cuDNN/cuBLAS workspaces come on top and are not included.
@@ -41,7 +56,7 @@ class MemoryConfig:
                                                           "in the model-state accounting")
 
     def validate(self) -> None:
-        """Cross-field checks: known strategies, positive batches, an explicit plan only with balance=explicit."""
+        """Cross-field checks: known strategies, positive batch sizes."""
         bad = [s for s in self.strategies if s not in ("spos", "greedy", "non_greedy")]
         if bad:
             raise ConfigError(f"memory.strategies: unknown {bad}; choose from ['spos', 'greedy', 'non_greedy']")
@@ -49,13 +64,39 @@ class MemoryConfig:
             raise ConfigError("memory.strategies: at least one strategy is required")
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
             raise ConfigError(f"memory.batch_sizes: need positive integers, got {self.batch_sizes}")
-        if self.balance == "explicit" and not self.micro_batches:
-            raise ConfigError("memory.micro_batches: required when memory.balance is 'explicit'")
-        if self.micro_batches and self.balance != "explicit":
-            raise ConfigError("memory.micro_batches: only used with memory.balance: explicit")
-        for layer, m in self.micro_batches.items():
-            if layer < -1 or m < 1:
-                raise ConfigError(f"memory.micro_batches: layer {layer} -> {m}; layers are >= -1 (stem) and "
-                                  "counts >= 1")
-        if any(g < 0 for g in self.checkpoint_groups):
-            raise ConfigError(f"memory.checkpoint_groups: group indices are >= 0, got {self.checkpoint_groups}")
+
+
+def move_lever_aliases(data: Any) -> Any:
+    """The experiment dict with the old ``memory.*`` lever keys moved to their ``train.*`` keys.
+
+    Default values (a recorded config of an older run lists every key) move nothing. An alias and its
+    ``train.*`` key set to different values raise ConfigError naming both.
+    """
+    mem = data.get("memory") if isinstance(data, dict) else None
+    if not isinstance(mem, dict) or not any(k in mem for k in LEVER_ALIASES):
+        return data
+    out = copy.deepcopy(data)
+    mem = out["memory"]
+    old = {k: mem.pop(k) for k in LEVER_ALIASES if k in mem}
+    balance, plan = old.get("balance", "off"), old.get("micro_batches") or {}
+    if balance not in ("off", "auto", "explicit"):
+        raise ConfigError(f"memory.balance: {balance!r} is not one of ['off', 'auto', 'explicit'] (an alias of "
+                          "train.micro_batches)")
+    if (balance == "explicit") != bool(plan):
+        raise ConfigError("memory.micro_batches: set together with memory.balance: explicit (the pair is an alias "
+                          "of train.micro_batches: {layer: count})")
+    moved = {"balance": "auto" if balance == "auto" else plan or None, "budget_mib": old.get("budget_mib"),
+             "checkpoint_groups": old.get("checkpoint_groups") or None, "offload_groups": old.get("offload_groups")
+             or None}
+    train = out.setdefault("train", {})
+    if not isinstance(train, dict):
+        return out  # from_dict names the bad train section
+    for key, value in moved.items():
+        if value is None:
+            continue
+        new = LEVER_ALIASES[key]
+        if new in train and train[new] != value:
+            raise ConfigError(f"memory.{key}: an alias of train.{new}, which is set to {train[new]!r}; keep "
+                              f"train.{new} only")
+        train[new] = value
+    return out

@@ -1,17 +1,94 @@
-"""`train:` section of the experiment config: super-net training (strategy, objective, layer groups).
+"""`train:` section of the experiment config: super-net training (strategy, objective, layer groups, levers).
 
 The batch size is NOT here: it lives only in the ds_config (``train_micro_batch_size_per_gpu``).
+
+The memory levers are four keys of this section (the one vocabulary; ``memory.*`` lever keys of older
+configs load as aliases, see sections/memory.py) and one typed object, :class:`Levers`, validated here once
+and read by training (``lwsl_ds.engines.build_backend``), by the accounting (``lwsl_ds.memory.account_step``)
+and by the memory report.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Mapping, Optional, Sequence, Union
 
 from ..schema import ConfigError, spec
 from .parallel import ParallelConfig
 
 GroupSpec = Union[Literal["single", "per_layer", "auto"], list[list[int]]]
+MicroBatchSpec = Union[Literal["off", "auto"], dict[int, int]]
+GroupChoice = Union[bool, list[int]]  # true: every layer group; or group indices
+
+
+@dataclass(frozen=True)
+class Levers:
+    """The memory levers of one training run, as ``train.{micro_batches, memory_budget_mib, offload_inactive,
+    activation_checkpointing}`` say them; checked on construction (errors name those keys).
+
+    What needs the net or the layer groups is checked where they are known: :meth:`offload_groups`,
+    :meth:`checkpoint_groups`, and ``lwsl_ds.memory.resolve_levers`` (micro-batch plan; ``auto`` planned).
+    """
+
+    micro_batches: MicroBatchSpec = "off"
+    memory_budget_mib: Optional[float] = None
+    offload_inactive: GroupChoice = False
+    activation_checkpointing: GroupChoice = False
+
+    def __post_init__(self) -> None:
+        mb = self.micro_batches
+        if not (mb in ("off", "auto") or isinstance(mb, Mapping)):
+            raise ConfigError(f"train.micro_batches: {mb!r} is not 'off', 'auto' or a mapping layer -> count")
+        if self.memory_budget_mib is not None and mb != "auto":
+            raise ConfigError("train.memory_budget_mib: only used with train.micro_batches: auto")
+        if self.memory_budget_mib is not None and not self.memory_budget_mib > 0:
+            raise ConfigError(f"train.memory_budget_mib: must be > 0, got {self.memory_budget_mib}")
+        for key in ("offload_inactive", "activation_checkpointing"):
+            _check_group_choice(getattr(self, key), f"train.{key}")
+
+    @property
+    def plan(self) -> dict[int, int]:
+        """The explicit micro-batch plan, layer (-1 = stem) -> count; {} when off. ``auto`` must be resolved first."""
+        if self.micro_batches == "auto":
+            raise ConfigError("train.micro_batches: 'auto' is planned from the memory accounting first "
+                              "(lwsl_ds.memory.resolve_levers)")
+        return {} if self.micro_batches == "off" else {int(k): v for k, v in self.micro_batches.items()}
+
+    def offload_groups(self, n_groups: int, strategy: str = "") -> list[int]:
+        """``offload_inactive`` as sorted group indices of ``n_groups`` layer groups; refused for ``spos``."""
+        groups = _groups_of(self.offload_inactive, n_groups, "train.offload_inactive")
+        if groups and strategy == "spos":
+            raise ConfigError("train.offload_inactive: SPOS runs every layer group's forward before any backward, "
+                              "so no group is ever inactive within a step; use greedy or non_greedy")
+        return groups
+
+    def checkpoint_groups(self, groups: Sequence[Sequence[int]]) -> list[int]:
+        """``activation_checkpointing`` as sorted indices of the checkpointed layer groups."""
+        return _groups_of(self.activation_checkpointing, len(groups), "train.activation_checkpointing",
+                          f": {[list(g) for g in groups]}")
+
+    def checkpoint_layers(self, groups: Sequence[Sequence[int]]) -> list[int]:
+        """The layers of the checkpointed groups."""
+        return [i for g in self.checkpoint_groups(groups) for i in groups[g]]
+
+
+def _check_group_choice(spec: Any, key: str) -> None:
+    """A group choice is true, false or a list of group indices >= 0."""
+    if isinstance(spec, bool):
+        return
+    if not isinstance(spec, (list, tuple)) or not all(isinstance(g, int) and not isinstance(g, bool) for g in spec):
+        raise ConfigError(f"{key}: true, false or a list of group indices, got {spec!r}")
+    if any(g < 0 for g in spec):
+        raise ConfigError(f"{key}: group indices are >= 0, got {list(spec)}")
+
+
+def _groups_of(spec: GroupChoice, n_groups: int, key: str, shown: str = "") -> list[int]:
+    """A group choice as sorted indices of ``n_groups`` groups; indices that do not exist raise ConfigError."""
+    groups = list(range(n_groups)) if spec is True else [] if spec is False else sorted(set(spec))
+    bad = [g for g in groups if not 0 <= g < n_groups]
+    if bad:
+        raise ConfigError(f"{key}: groups {bad} do not exist ({n_groups} layer groups{shown})")
+    return groups
 
 
 @dataclass(frozen=True)
@@ -70,20 +147,19 @@ class TrainConfig:
                     "activation checkpointing: only its input is kept, its activations are recomputed in "
                     "backward (one extra forward per choice; same updates, BN statistics advance once)")
 
+    @property
+    def levers(self) -> Levers:
+        """The memory levers of this section as one checked object."""
+        return Levers(self.micro_batches, self.memory_budget_mib, self.offload_inactive, self.activation_checkpointing)
+
     def validate(self) -> None:
-        """Cross-field checks: explicit layer groups are non-empty lists of non-negative ints."""
+        """Cross-field checks: explicit layer groups are non-empty lists of non-negative ints; the levers."""
         if isinstance(self.layer_groups, list):
             if not self.layer_groups or any(not g for g in self.layer_groups):
                 raise ConfigError(f"train.layer_groups: every group needs at least one layer, got {self.layer_groups}")
             if any(i < 0 for g in self.layer_groups for i in g):
                 raise ConfigError(f"train.layer_groups: layer indices are 0-based and >= 0, got {self.layer_groups}")
-        if self.memory_budget_mib is not None and self.micro_batches != "auto":
-            raise ConfigError("train.memory_budget_mib: only used with train.micro_batches: auto")
-        if isinstance(self.offload_inactive, list) and any(g < 0 for g in self.offload_inactive):
-            raise ConfigError(f"train.offload_inactive: group indices are >= 0, got {self.offload_inactive}")
-        if isinstance(self.activation_checkpointing, list) and any(g < 0 for g in self.activation_checkpointing):
-            raise ConfigError("train.activation_checkpointing: group indices are >= 0, got "
-                              f"{self.activation_checkpointing}")
+        self.levers  # noqa: B018 -- constructing the levers checks them (once, the same code as everywhere)
         if self.parallel.mode == "layer" and self.activation_checkpointing:
             raise ConfigError("train.activation_checkpointing: not implemented for train.parallel.mode=layer (the "
                               "layer-parallel trainer does not run its losses through build_backend)")

@@ -1,5 +1,8 @@
 """Layer groups: which contiguous layers (and which stem/decoders) each engine owns.
 
+Here, beside the strategies, because the rule follows from which losses train which units, and both the
+update backends (``lwsl_ds.engines``) and the memory accounting (``lwsl_ds.memory``) apply it.
+
 Ownership rule: a unit (stem, choice, decoder, head) belongs to the group of the layer whose loss trains
 it (the stem's loss, layer -1, counts as layer 0's group). Every loss then puts gradient into exactly one
 group. Non-greedy trains the final head from the losses of layers n-2 and n-1, so those two layers must
@@ -15,7 +18,7 @@ from torch import nn
 
 from ..config.schema import ConfigError
 from ..space import SuperNet
-from ..strategies.base import Unit
+from .base import Unit
 
 __all__ = ["layer_costs", "partition_balanced", "resolve_layer_groups", "assign_units", "group_of_layer"]
 
