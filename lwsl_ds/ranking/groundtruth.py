@@ -18,13 +18,13 @@ import contextlib
 import csv
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from ..common.atomic import atomic_path, write_atomic, write_json_atomic
 from ..config.schema import ConfigError
 from ..space import Arch, SearchSpace, describe
 from .sampling import sample_archs
@@ -137,7 +137,7 @@ def generate_truth(config: str | Path, ds_config: str | Path, out_dir: str | Pat
         else:
             rec = _train_one(exp, raw_ds, str(ds_config), space, arch, run_dir)
             seconds = time.perf_counter() - t0
-            final_path.write_text(json.dumps({**rec, "gt_seconds": seconds}, indent=1))
+            write_json_atomic(final_path, {**rec, "gt_seconds": seconds})  # the arch's "done" marker: whole or absent
             state = f"{seconds:.0f} s"
         top1 = float(rec["top1"])
         if not (0.0 <= top1 <= 1.0 and math.isfinite(top1)):
@@ -150,22 +150,18 @@ def generate_truth(config: str | Path, ds_config: str | Path, out_dir: str | Pat
             print(f"[ground truth {i + 1}/{len(archs)}] {rows[-1]['named']:<24} {c.flops / 1e6:.2f}M MACs  "
                   f"top-1 {top1:.3f}  ({state})", file=sys.stderr, flush=True)
     _write_csv(out / TRUTH_FILE, rows)
-    tmp = out / (ARCHS_FILE + ".tmp")
-    tmp.write_text("".join(f"{r['arch']}  # {r['named']}\n" for r in rows))
-    os.replace(tmp, out / ARCHS_FILE)
+    write_atomic(out / ARCHS_FILE, "".join(f"{r['arch']}  # {r['named']}\n" for r in rows))
     meta = {"config": str(config), "ds_config": str(ds_config), "overrides": list(overrides),
             "num_archs": settings.num_archs, "steps": settings.steps, "seed": settings.seed,
             "steps_per_epoch": spe, "epochs": settings.steps / spe, "space": space.name,
             "seconds": round(time.perf_counter() - t_all, 1)}
-    (out / "meta.json").write_text(json.dumps(meta, indent=1))
+    write_json_atomic(out / "meta.json", meta)
     return load_truth_file(out / TRUTH_FILE, space)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
     """Write ``rows`` as CSV atomically (a reader never sees half a table)."""
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Optional, Sequence
+
+from ..common.atomic import atomic_path
 
 __all__ = ["pareto_front", "plot_search"]
 
@@ -51,8 +52,9 @@ def plot_search(path: str | Path, records: Sequence[dict[str, Any]], *, metric: 
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")  # the temporary name has no image suffix
+    finally:
+        plt.close(fig)
     return path
