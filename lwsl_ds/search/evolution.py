@@ -8,7 +8,7 @@ and no arch that violates the constraints is ever proposed, evaluated or returne
 Example::
 
     table = build_cost_table(space)
-    search = Search(space, table, SearchConfig(max_flops=330e6), out_dir="runs/x/search")
+    search = Search(space, table, SearchConfig(max_macs=330e6), out_dir="runs/x/search")
     result = search.run(evaluator.score)       # any Arch -> float, higher is better
     print(result.best["arch"], result.best["score"])
 """
@@ -48,7 +48,7 @@ _LATER_DEFAULTS = {"estimator": "top1", "score_table": None, "channels_last": Fa
 
 def constraints_from_config(cfg: SearchConfig) -> Constraints:
     """The limits of a search config."""
-    return Constraints(cfg.max_flops, cfg.min_flops, cfg.max_params, cfg.cost_metric)
+    return Constraints(cfg.max_macs, cfg.min_macs, cfg.max_params, cfg.cost_metric)
 
 
 @dataclass
