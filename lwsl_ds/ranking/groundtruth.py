@@ -152,30 +152,13 @@ def generate_truth(config: Optional[str | Path], ds_config: str | Path, out_dir:
     archs = pick_archs(space, settings)
     cost = build_cost_table(space)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
     t_all = time.perf_counter()
+    rows = []
     for i, arch in enumerate(archs):
-        run_dir = out / arch.key
-        final_path = run_dir / "final.json"
-        t0 = time.perf_counter()
-        if final_path.is_file():
-            rec = json.loads(final_path.read_text())
-            seconds = float(rec.get("gt_seconds", float("nan")))
-            state = "done before"
-        else:
-            rec = _train_one(exp, raw_ds, str(ds_config), space, arch, run_dir)
-            seconds = time.perf_counter() - t0
-            write_json_atomic(final_path, {**rec, "gt_seconds": seconds})  # the arch's "done" marker: whole or absent
-            state = f"{seconds:.0f} s"
-        top1 = float(rec["top1"])
-        if not (0.0 <= top1 <= 1.0 and math.isfinite(top1)):
-            raise RuntimeError(f"arch {arch.key}: top-1 {top1} from {final_path} is not in [0, 1]")
-        c = cost.cost(arch)
-        rows.append({"arch": arch.key, "named": describe(space, arch), "accuracy": f"{top1:.4f}",
-                     "flops": int(c.flops), "params": int(c.params), "steps": int(rec["step"]),
-                     "seconds": f"{seconds:.1f}"})
+        row, top1, state = _arch_row(exp, raw_ds, str(ds_config), space, cost, arch, out / arch.key)
+        rows.append(row)
         if progress:
-            print(f"[ground truth {i + 1}/{len(archs)}] {rows[-1]['named']:<24} {c.flops / 1e6:.2f}M MACs  "
+            print(f"[ground truth {i + 1}/{len(archs)}] {row['named']:<24} {row['flops'] / 1e6:.2f}M MACs  "
                   f"top-1 {top1:.3f}  ({state})", file=sys.stderr, flush=True)
     _write_csv(out / TRUTH_FILE, rows)
     write_atomic(out / ARCHS_FILE, "".join(f"{r['arch']}  # {r['named']}\n" for r in rows))
@@ -186,6 +169,29 @@ def generate_truth(config: Optional[str | Path], ds_config: str | Path, out_dir:
             "seconds": round(time.perf_counter() - t_all, 1)}
     write_json_atomic(out / "meta.json", meta)
     return load_truth_file(out / TRUTH_FILE, space)
+
+
+def _arch_row(exp, ds_config: dict, ds_config_path: str, space: SearchSpace, cost, arch: Arch,
+              run_dir: Path) -> tuple[dict, float, str]:
+    """(truth row, top-1, how) of ``arch``: trained now, or read from its ``final.json`` if a run finished it."""
+    final_path = run_dir / "final.json"
+    t0 = time.perf_counter()
+    if final_path.is_file():
+        rec = json.loads(final_path.read_text())
+        seconds = float(rec.get("gt_seconds", float("nan")))
+        state = "done before"
+    else:
+        rec = _train_one(exp, ds_config, ds_config_path, space, arch, run_dir)
+        seconds = time.perf_counter() - t0
+        write_json_atomic(final_path, {**rec, "gt_seconds": seconds})  # the arch's "done" marker: whole or absent
+        state = f"{seconds:.0f} s"
+    top1 = float(rec["top1"])
+    if not (0.0 <= top1 <= 1.0 and math.isfinite(top1)):
+        raise RuntimeError(f"arch {arch.key}: top-1 {top1} from {final_path} is not in [0, 1]")
+    c = cost.cost(arch)
+    row = {"arch": arch.key, "named": describe(space, arch), "accuracy": f"{top1:.4f}", "flops": int(c.flops),
+           "params": int(c.params), "steps": int(rec["step"]), "seconds": f"{seconds:.1f}"}
+    return row, top1, state
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
