@@ -16,7 +16,7 @@ import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-__all__ = ["ConfigError", "from_dict", "to_dict", "spec", "fold_aliases"]
+__all__ = ["ConfigError", "from_dict", "to_dict", "spec"]
 
 
 class ConfigError(ValueError):
