@@ -2,6 +2,8 @@
 
     .venv/bin/python launchers/groundtruth.py --config configs/demo.yaml --ds_config ds_configs/retrain_cpu.json \\
         --out runs/demo/groundtruth --archs 10 --steps 60 data.max_per_class=null
+    .venv/bin/python launchers/groundtruth.py --checkpoint runs/demo/supernet --ds_config ds_configs/retrain_cpu.json
+        # the super-net run's recorded config (as search/rank read it); --out defaults to runs/demo/groundtruth
 
 Samples ``--archs`` archs (seeded, stratified by FLOPs), trains each with the config's ``retrain`` recipe for
 ``--steps`` optimizer steps (cosine schedule over exactly those steps, one process, one DeepSpeed engine),
@@ -24,9 +26,13 @@ from lwsl_ds.config.cli_args import add_override_args, overrides_of  # noqa: E40
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line: config, ds_config, output folder, number of archs, steps, seed, overrides."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--config", required=True, help="experiment YAML (space, data, retrain sections)")
+    p.add_argument("--config", default=None, help="experiment YAML (space, data, retrain sections); with "
+                                                  "--checkpoint, on top of that run's recorded config")
+    p.add_argument("--checkpoint", default=None, help="a trained super-net folder: its recorded config is the "
+                                                      "base (the ground truth of the space that run trained)")
     p.add_argument("--ds_config", required=True, help="retraining DeepSpeed JSON (batch size; one process)")
-    p.add_argument("--out", required=True, help="output folder (truth.csv, archs.txt, one folder per arch)")
+    p.add_argument("--out", default=None, help="output folder (truth.csv, archs.txt, one folder per arch); "
+                                               "default with --checkpoint: groundtruth/ next to the super-net")
     p.add_argument("--archs", type=int, default=10, help="number of archs to sample and train (>= 2)")
     p.add_argument("--steps", type=int, default=60, help="optimizer steps per arch")
     p.add_argument("--seed", type=int, default=0, help="seed of the arch sample")
@@ -39,29 +45,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Parse, generate, print the table's path; bad input exits 2 with one line."""
     args = parse_args(argv)
-    from lwsl_ds.config import ConfigError
-    from lwsl_ds.ranking.groundtruth import TRUTH_FILE, TruthSettings, generate_truth
+    from lwsl_ds.common.entry import exit_code_of
 
-    settings = TruthSettings(num_archs=args.archs, steps=args.steps, seed=args.seed, strata=args.strata)
-    try:
-        from lwsl_ds.config.layout import claim
+    return exit_code_of(lambda: _generate(args))
 
-        claim(args.out, "groundtruth", option="--out")
-        truth = generate_truth(args.config, args.ds_config, args.out, settings, overrides=overrides_of(args))
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except RuntimeError as e:
-        from lwsl_ds.data import DataError
 
-        if not isinstance(e, DataError):
-            raise
-        print(f"error: {e.one_line()}", file=sys.stderr)
-        return 2
-    accs = sorted(truth.accuracy.values())
-    print(f"ground truth of {len(accs)} archs (top-1 {accs[0]:.3f}..{accs[-1]:.3f}) -> {Path(args.out) / TRUTH_FILE}")
+def _generate(args: argparse.Namespace) -> int:
     from lwsl_ds.common import dist
+    from lwsl_ds.config.layout import claim
+    from lwsl_ds.ranking.groundtruth import TRUTH_FILE, TruthSettings, default_out, generate_truth
 
+    out = args.out or default_out(args.config, args.checkpoint, overrides_of(args))
+    claim(out, "groundtruth", option="--out")
+    truth = generate_truth(args.config, args.ds_config, out, TruthSettings(args.archs, args.steps, args.seed,
+                           args.strata), overrides=overrides_of(args), checkpoint=args.checkpoint)
+    accs = sorted(truth.accuracy.values())
+    print(f"ground truth of {len(accs)} archs (top-1 {accs[0]:.3f}..{accs[-1]:.3f}) -> {Path(out) / TRUTH_FILE}")
     dist.shutdown()
     return 0
 

@@ -20,7 +20,7 @@ import sys
 import traceback
 from typing import Callable, NoReturn
 
-__all__ = ["run_main", "describe_error"]
+__all__ = ["run_main", "describe_error", "exit_code_of"]
 
 _MAX = 600  # characters of one error line: a message never prints a huge value
 
@@ -72,6 +72,23 @@ def describe_error(e: BaseException) -> tuple[str, int] | None:
 
         return _one_line(describe_peer_failure(e)), 2
     return None
+
+
+def exit_code_of(run: Callable[[], int | None]) -> int:
+    """``run()``'s exit code; a config or data error prints one ``error:`` line and returns 2 instead.
+
+    For a launcher's ``main(argv)``, which tests and benchmarks call in-process: they get 2, not an exception.
+    Everything else propagates to :func:`run_main` (a collective failure must exit without clean-up there).
+    """
+    from ..config.schema import ConfigError
+
+    try:
+        return run() or 0
+    except (ConfigError, RuntimeError) as e:
+        if not isinstance(e, ConfigError) and type(e).__name__ != "DataError":
+            raise
+        print(f"error: {_one_line(str(e))}", file=sys.stderr, flush=True)
+        return 2
 
 
 def run_main(main: Callable[[], int | None]) -> NoReturn:

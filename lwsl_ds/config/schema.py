@@ -148,6 +148,27 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     raise TypeError(f"schema type {tp!r} at {path} is not supported")
 
 
+def fold_aliases(cls: type, data: Any, path: str = "") -> Any:
+    """``data`` with the old key names of ``cls.ALIASES`` (old -> new) renamed; both given and different is an error.
+
+    A renamed key keeps loading from older configs and recorded runs; only the new name is written back.
+    """
+    aliases = getattr(cls, "ALIASES", None)
+    if not aliases or not isinstance(data, dict) or not any(old in data for old in aliases):
+        return data
+    data = dict(data)
+    for old, new in aliases.items():
+        if old not in data:
+            continue
+        value = data.pop(old)
+        if data.get(new) is not None and value is not None and data[new] != value:
+            raise ConfigError(f"{_join(path, old)} ({_short(value)}) is the old name of {_join(path, new)} "
+                              f"({_short(data[new])}): give only {_join(path, new)}")
+        if value is not None or new not in data:
+            data[new] = value
+    return data
+
+
 def from_dict(cls: type, data: Any, path: str = "") -> Any:
     """Build dataclass ``cls`` from ``data``; unknown keys, bad types and ranges raise ConfigError."""
     where = path or "<config>"
@@ -155,6 +176,7 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__} {_short(data)}")
+    data = fold_aliases(cls, data, path)
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:

@@ -6,7 +6,7 @@ Strategies stay objective-agnostic: for ``infonce`` the batch holds both views s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -95,14 +95,17 @@ class InfoNCE(Objective):
         return loss, acc
 
 
-OBJECTIVES = ("ce", "infonce")
+# The registry (name -> class): a new objective is one entry here; train.objective names it.
+OBJECTIVES: dict[str, type[Objective]] = {"ce": CrossEntropy, "infonce": InfoNCE}
 
 
 def get_objective(name: str, num_classes: int, *, proj_dim: int = 128, temperature: float = 0.1,
                   mlp: bool = False, label_smoothing: float = 0.0) -> Objective:
-    """Objective by name ('ce' or 'infonce'); ValueError naming the choices otherwise."""
-    if name == "ce":
-        return CrossEntropy(num_classes=num_classes, label_smoothing=label_smoothing)
-    if name == "infonce":
-        return InfoNCE(proj_dim=proj_dim, temperature=temperature, mlp=mlp)
-    raise ValueError(f"unknown objective {name!r}; choose one of {list(OBJECTIVES)}")
+    """Objective by name, given the settings it uses of these; ValueError naming the known ones otherwise."""
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; choose one of {list(OBJECTIVES)}")
+    cls = OBJECTIVES[name]
+    settings = {"num_classes": num_classes, "proj_dim": proj_dim, "temperature": temperature, "mlp": mlp,
+                "label_smoothing": label_smoothing}
+    own = {f.name for f in fields(cls)} - {"name", "views"}  # ce: classes, smoothing; infonce: projection
+    return cls(**{k: v for k, v in settings.items() if k in own})

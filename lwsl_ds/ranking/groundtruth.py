@@ -18,19 +18,19 @@ import contextlib
 import csv
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from ..common.atomic import atomic_path, write_atomic, write_json_atomic
 from ..config.schema import ConfigError
 from ..space import Arch, SearchSpace, describe
 from .sampling import sample_archs
 from .truth import GroundTruth, load_truth_file
 
-__all__ = ["TruthSettings", "pick_archs", "generate_truth"]
+__all__ = ["TruthSettings", "pick_archs", "generate_truth", "experiment_loader", "default_out"]
 
 TRUTH_FILE = "truth.csv"
 ARCHS_FILE = "archs.txt"
@@ -97,22 +97,50 @@ def _train_one(exp, ds_config: dict, ds_config_path: str, space: SearchSpace, ar
         return run(job)
 
 
-def generate_truth(config: str | Path, ds_config: str | Path, out_dir: str | Path, settings: TruthSettings, *,
-                   overrides: Sequence[str] = (), progress: bool = True) -> GroundTruth:
+def experiment_loader(config: Optional[str | Path], checkpoint: Optional[str | Path] = None,
+                      overrides: Sequence[str] = ()) -> Callable[[Sequence[str]], object]:
+    """``extra -> experiment config``: ``config`` and ``overrides`` (plus ``extra``), on top of the recorded config
+    of the super-net run ``checkpoint`` when one is given (as the search and the ranking read it)."""
+    if checkpoint is None and config is None:
+        raise ConfigError("pass --config <experiment.yaml> or --checkpoint <super-net folder> (its recorded config)")
+    if checkpoint is not None:
+        from ..search.loading import experiment_for_run, supernet_of
+
+        run = supernet_of(checkpoint)
+        return lambda extra: experiment_for_run(run, config, [*overrides, *extra])
+    from ..config.loader import load_experiment
+
+    return lambda extra: load_experiment(str(config), [*overrides, *extra])
+
+
+def default_out(config: Optional[str | Path], checkpoint: Optional[str | Path], overrides: Sequence[str]) -> Path:
+    """``groundtruth/`` next to the super-net folder of ``checkpoint`` (only with one: a bare config has no run)."""
+    if checkpoint is None:
+        raise ConfigError("--out is required without --checkpoint (the ground truth then belongs to no run)")
+    from ..config.layout import beside_supernet
+
+    return beside_supernet(Path(checkpoint), experiment_loader(config, checkpoint, overrides)([]), "groundtruth")
+
+
+def generate_truth(config: Optional[str | Path], ds_config: str | Path, out_dir: str | Path, settings: TruthSettings,
+                   *, overrides: Sequence[str] = (), progress: bool = True,
+                   checkpoint: Optional[str | Path] = None) -> GroundTruth:
     """Train ``settings.num_archs`` sampled archs for ``settings.steps`` steps each; write and return the truth.
 
-    Writes ``<out_dir>/truth.csv`` (arch, named, accuracy, flops, params, steps, seconds), ``archs.txt``
-    (one key per line, for ``rank.archs_file``), ``meta.json`` and one run directory per arch.
+    The experiment is ``config`` plus ``overrides``, on top of the recorded config of ``checkpoint`` (a
+    trained super-net run) when given. Writes ``<out_dir>/truth.csv`` (arch, named, accuracy, flops,
+    params, steps, seconds), ``archs.txt`` (one key per line, for ``rank.archs_file``), ``meta.json`` and
+    one run directory per arch.
     """
     from ..config.ds_config import load_ds_config, micro_batch_size
-    from ..config.loader import load_experiment
     from ..flops import build_cost_table
     from ..retrain.trainer import prepare_ds_config
     from ..space import load_space
 
     settings.check()
     out = Path(out_dir)
-    exp = load_experiment(str(config), list(overrides))
+    experiment = experiment_loader(config, checkpoint, overrides)
+    exp = experiment([])
     space = load_space(exp.space.name, exp.space.resolution, exp.space.num_classes)
     raw_ds = load_ds_config(str(ds_config))
     prepare_ds_config(raw_ds, 1, str(ds_config))  # same checks as the retrain launcher, before any training
@@ -120,52 +148,55 @@ def generate_truth(config: str | Path, ds_config: str | Path, out_dir: str | Pat
         raise ConfigError(f"{ds_config}: ground truth needs gradient_accumulation_steps 1 (steps are optimizer "
                           "steps of one micro batch)")
     spe = _steps_per_epoch(exp, micro_batch_size(raw_ds, 1))
-    exp = load_experiment(str(config), [*overrides, *_overrides(settings.steps, spe)])
+    exp = experiment(_overrides(settings.steps, spe))
     archs = pick_archs(space, settings)
     cost = build_cost_table(space)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
     t_all = time.perf_counter()
+    rows = []
     for i, arch in enumerate(archs):
-        run_dir = out / arch.key
-        final_path = run_dir / "final.json"
-        t0 = time.perf_counter()
-        if final_path.is_file():
-            rec = json.loads(final_path.read_text())
-            seconds = float(rec.get("gt_seconds", float("nan")))
-            state = "done before"
-        else:
-            rec = _train_one(exp, raw_ds, str(ds_config), space, arch, run_dir)
-            seconds = time.perf_counter() - t0
-            final_path.write_text(json.dumps({**rec, "gt_seconds": seconds}, indent=1))
-            state = f"{seconds:.0f} s"
-        top1 = float(rec["top1"])
-        if not (0.0 <= top1 <= 1.0 and math.isfinite(top1)):
-            raise RuntimeError(f"arch {arch.key}: top-1 {top1} from {final_path} is not in [0, 1]")
-        c = cost.cost(arch)
-        rows.append({"arch": arch.key, "named": describe(space, arch), "accuracy": f"{top1:.4f}",
-                     "flops": int(c.flops), "params": int(c.params), "steps": int(rec["step"]),
-                     "seconds": f"{seconds:.1f}"})
+        row, top1, state = _arch_row(exp, raw_ds, str(ds_config), space, cost, arch, out / arch.key)
+        rows.append(row)
         if progress:
-            print(f"[ground truth {i + 1}/{len(archs)}] {rows[-1]['named']:<24} {c.flops / 1e6:.2f}M MACs  "
+            print(f"[ground truth {i + 1}/{len(archs)}] {row['named']:<24} {row['flops'] / 1e6:.2f}M MACs  "
                   f"top-1 {top1:.3f}  ({state})", file=sys.stderr, flush=True)
     _write_csv(out / TRUTH_FILE, rows)
-    tmp = out / (ARCHS_FILE + ".tmp")
-    tmp.write_text("".join(f"{r['arch']}  # {r['named']}\n" for r in rows))
-    os.replace(tmp, out / ARCHS_FILE)
-    meta = {"config": str(config), "ds_config": str(ds_config), "overrides": list(overrides),
+    write_atomic(out / ARCHS_FILE, "".join(f"{r['arch']}  # {r['named']}\n" for r in rows))
+    meta = {"config": str(config) if config is not None else None, "ds_config": str(ds_config),
+            "checkpoint": str(checkpoint) if checkpoint is not None else None, "overrides": list(overrides),
             "num_archs": settings.num_archs, "steps": settings.steps, "seed": settings.seed,
             "steps_per_epoch": spe, "epochs": settings.steps / spe, "space": space.name,
             "seconds": round(time.perf_counter() - t_all, 1)}
-    (out / "meta.json").write_text(json.dumps(meta, indent=1))
+    write_json_atomic(out / "meta.json", meta)
     return load_truth_file(out / TRUTH_FILE, space)
+
+
+def _arch_row(exp, ds_config: dict, ds_config_path: str, space: SearchSpace, cost, arch: Arch,
+              run_dir: Path) -> tuple[dict, float, str]:
+    """(truth row, top-1, how) of ``arch``: trained now, or read from its ``final.json`` if a run finished it."""
+    final_path = run_dir / "final.json"
+    t0 = time.perf_counter()
+    if final_path.is_file():
+        rec = json.loads(final_path.read_text())
+        seconds = float(rec.get("gt_seconds", float("nan")))
+        state = "done before"
+    else:
+        rec = _train_one(exp, ds_config, ds_config_path, space, arch, run_dir)
+        seconds = time.perf_counter() - t0
+        write_json_atomic(final_path, {**rec, "gt_seconds": seconds})  # the arch's "done" marker: whole or absent
+        state = f"{seconds:.0f} s"
+    top1 = float(rec["top1"])
+    if not (0.0 <= top1 <= 1.0 and math.isfinite(top1)):
+        raise RuntimeError(f"arch {arch.key}: top-1 {top1} from {final_path} is not in [0, 1]")
+    c = cost.cost(arch)
+    row = {"arch": arch.key, "named": describe(space, arch), "accuracy": f"{top1:.4f}", "flops": int(c.flops),
+           "params": int(c.params), "steps": int(rec["step"]), "seconds": f"{seconds:.1f}"}
+    return row, top1, state
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
     """Write ``rows`` as CSV atomically (a reader never sees half a table)."""
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)

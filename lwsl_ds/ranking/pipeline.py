@@ -4,12 +4,12 @@ compare, measure representation shift, write the report. Used by ``launchers/ran
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
+from ..common.atomic import write_json_atomic
+from ..common.dist import group_rank, group_size
 from ..config.schema import ConfigError
 from ..config.sections.rank import RankConfig
 from ..search.scoring import build_evaluator  # re-exported: rank.py and the benchmark import it from here
@@ -76,9 +76,9 @@ def score_sharded(archs: list[Arch], score: Callable[[Arch], float], *, progress
 
     The progress bar (rank 0) counts rank 0's share. Non-finite scores are errors.
     """
-    from ..search.distributed import rank_and_world, score_distributed
+    from ..search.distributed import score_distributed
 
-    rank, world = rank_and_world()
+    rank, world = group_rank(), group_size()
     bar = None
     if progress and rank == 0:
         from tqdm import tqdm
@@ -105,9 +105,7 @@ def run_shift(supernet, cfg: RankConfig, batches: Iterable[object], out_dir: str
                                seed=cfg.seed, bn=cfg.shift_bn, device=device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "shift.json.tmp"
-    tmp.write_text(json.dumps(res.as_dict(), indent=1))
-    os.replace(tmp, out / "shift.json")
+    write_json_atomic(out / "shift.json", res.as_dict())
     head = f"{title}  " if title else ""
     heatmap_png(out / "shift_heatmap.png", res.matrix, res.names,
                 title=f"{head}layer {res.layer}: off-diagonal mean {res.off_diagonal_mean:.3f} "
@@ -129,8 +127,6 @@ def run_ranking(space: SearchSpace, cfg: RankConfig, score: Callable[[Arch], flo
     floor_flops = None if truth.flops is not None else {a.key: flops(a) for a in archs}  # type: ignore[misc]
     report = compare(archs, scores, truth, top_k=cfg.top_k, resamples=cfg.bootstrap, confidence=cfg.confidence,
                      seed=cfg.seed, flops=floor_flops, meta={"space": space.name, **(meta or {})}, bands=cfg.bands)
-    from ..search.distributed import rank_and_world
-
-    if out_dir is not None and rank_and_world()[0] == 0:
+    if out_dir is not None and group_rank() == 0:
         write_report(report, out_dir, title=title)
     return report

@@ -6,14 +6,13 @@ so this module does not depend on how super-nets are trained or loaded.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from ..common.atomic import write_json_atomic
 from ..space import Arch
 from .metrics import Estimate, bootstrap, correlations, kendall_tau, spearman_rho
 from .truth import GroundTruth
@@ -116,9 +115,7 @@ def write_report(report: RankingReport, out_dir: str | Path, *, title: str = "")
     out.mkdir(parents=True, exist_ok=True)
     doc = report.as_dict()
     doc["meta"].setdefault("written", time.strftime("%Y-%m-%dT%H:%M:%S"))
-    tmp = out / "ranking.json.tmp"
-    tmp.write_text(json.dumps(doc, indent=1, allow_nan=True))
-    os.replace(tmp, out / "ranking.json")
+    write_json_atomic(out / "ranking.json", doc, allow_nan=True)
     tau = report.metrics["kendall_tau"]
     head = f"{title}  " if title else ""
     floor = report.floors.get("flops")

@@ -23,13 +23,14 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import os
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 import torch
 from torch import nn
+
+from ..common.atomic import write_json_atomic
 
 __all__ = ["PrefixScorer", "score_table", "load_table", "save_table"]
 
@@ -106,9 +107,7 @@ def save_table(path: str | Path, doc: dict) -> None:
     """Write a score-table JSON atomically, compact (no spaces: 3969 archs in ~100 KB)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, separators=(",", ":")))
-    os.replace(tmp, p)
+    write_json_atomic(p, doc, indent=None, separators=(",", ":"))
 
 
 def load_table(path: str | Path) -> dict:

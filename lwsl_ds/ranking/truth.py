@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from ..config.schema import ConfigError
-from ..space import Arch, SearchSpace, parse_arch
+from ..space import SearchSpace, parse_arch
+from ..space.canonical import NASBENCH_MACRO_STAGES, canonical_arch, canonical_key  # re-exported here
 
 __all__ = ["GroundTruth", "NASBENCH_MACRO_STAGES", "DEFAULT_NASBENCH_PATH", "canonical_key", "canonical_arch",
            "load_nasbench_macro", "load_truth_file", "load_truth"]
 
-NASBENCH_MACRO_STAGES = (2, 3, 3)
 DEFAULT_NASBENCH_PATH = "../shared/data/nas-bench-macro/nas-bench-macro_cifar10.json"
 KeySet = Literal["canonical", "all"]
 
@@ -52,41 +52,6 @@ class GroundTruth:
             raise KeyError(f"{len(missing)} arch(s) have no ground truth in {self.source}, e.g. {missing[0]!r}"
                            + (f" ({self.notes['keys']})" if "keys" in self.notes else ""))
         return [self.accuracy[k] for k in keys]
-
-
-def canonical_key(key: str, stages: tuple[int, ...] = NASBENCH_MACRO_STAGES, identity: str = "0") -> str:
-    """NAS-Bench-Macro canonical form: per stage keep the first layer, then non-identities, identities last."""
-    if len(key) != sum(stages):
-        raise ValueError(f"key {key!r}: expected {sum(stages)} characters for stages {stages}")
-    out, start = [], 0
-    for n in stages:
-        part = key[start:start + n]
-        rest = part[1:]
-        out.append(part[0] + "".join(c for c in rest if c != identity) + identity * rest.count(identity))
-        start += n
-    return "".join(out)
-
-
-def _stage_sizes(space: SearchSpace) -> tuple[int, ...]:
-    sizes: list[int] = []
-    for layer in space.layers:
-        if layer.stage == len(sizes):
-            sizes.append(0)
-        sizes[-1] += 1
-    return tuple(sizes)
-
-
-def canonical_arch(space: SearchSpace, arch: Arch) -> Arch:
-    """The canonical form of ``arch`` in a space whose non-first stage layers keep their shape."""
-    skips = [k for k, c in enumerate(space.choices) if c.op == "skip"]
-    if len(skips) != 1:
-        raise ValueError(f"space {space.name!r}: canonical forms need exactly one skip choice, found {len(skips)}")
-    for layer in space.layers:
-        first = layer.index == 0 or space.layers[layer.index - 1].stage != layer.stage
-        if not first and not layer.keeps_shape:
-            raise ValueError(f"space {space.name!r}: layer {layer.index} changes shape, so a skip there is not a no-op")
-    key = canonical_key(arch.key, _stage_sizes(space), str(skips[0]))
-    return Arch(tuple(int(c) for c in key))
 
 
 def _resolve(path: str | Path) -> Path:

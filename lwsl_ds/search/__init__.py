@@ -1,4 +1,4 @@
-"""Search: FLOPs/params-constrained evolutionary search scoring archs with inherited super-net weights.
+"""Search: MACs/params-constrained evolutionary search scoring archs with inherited super-net weights.
 
 Heavy parts (fvcore tracing on a cache miss, torch.distributed, tqdm, matplotlib) load only when used.
 """

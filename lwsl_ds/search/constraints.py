@@ -1,4 +1,4 @@
-"""FLOPs / params limits of a search, checked against a cost table before anything is evaluated."""
+"""MACs / params limits of a search, checked against a cost table before anything is evaluated."""
 
 from __future__ import annotations
 
@@ -25,17 +25,17 @@ class InfeasibleConstraint(ConfigError):
 class Constraints:
     """Limits on MACs (``metric``: fvcore 'flops' or 'conv_linear') and parameters; None = no limit."""
 
-    max_flops: Optional[float] = None
-    min_flops: Optional[float] = None
+    max_macs: Optional[float] = None
+    min_macs: Optional[float] = None
     max_params: Optional[float] = None
     metric: str = "flops"
 
     def describe(self) -> str:
         """Human-readable form, e.g. '100.0M <= flops <= 330.0M, params <= 5.0M'."""
         parts = []
-        if self.min_flops is not None or self.max_flops is not None:
-            lo = f"{self.min_flops / 1e6:.1f}M <= " if self.min_flops is not None else ""
-            hi = f" <= {self.max_flops / 1e6:.1f}M" if self.max_flops is not None else ""
+        if self.min_macs is not None or self.max_macs is not None:
+            lo = f"{self.min_macs / 1e6:.1f}M <= " if self.min_macs is not None else ""
+            hi = f" <= {self.max_macs / 1e6:.1f}M" if self.max_macs is not None else ""
             parts.append(f"{lo}{self.metric}{hi}")
         if self.max_params is not None:
             parts.append(f"params <= {self.max_params / 1e6:.3f}M")
@@ -45,10 +45,10 @@ class Constraints:
         """Boolean array: which archs (an (N, n) int array or a list of archs) satisfy every limit."""
         fl = table.costs(archs, self.metric)
         ok = np.ones(len(fl), dtype=bool)
-        if self.max_flops is not None:
-            ok &= fl <= self.max_flops
-        if self.min_flops is not None:
-            ok &= fl >= self.min_flops
+        if self.max_macs is not None:
+            ok &= fl <= self.max_macs
+        if self.min_macs is not None:
+            ok &= fl >= self.min_macs
         if self.max_params is not None:
             ok &= table.costs(archs, "params") <= self.max_params
         return ok
@@ -57,8 +57,8 @@ class Constraints:
         """True when one arch satisfies every limit."""
         c = table.cost(arch)
         fl = c.get(self.metric)
-        return ((self.max_flops is None or fl <= self.max_flops)
-                and (self.min_flops is None or fl >= self.min_flops)
+        return ((self.max_macs is None or fl <= self.max_macs)
+                and (self.min_macs is None or fl >= self.min_macs)
                 and (self.max_params is None or c.params <= self.max_params))
 
     def feasible_range(self, table: CostTable) -> str:
@@ -72,7 +72,7 @@ class Constraints:
         """Raise :class:`InfeasibleConstraint` (with the feasible range) when no arch can satisfy the limits.
 
         Each limit alone is checked exactly against the per-layer min/max. Spaces of up to 2M archs are
-        enumerated, so combinations (max FLOPs with max params, or a FLOPs window) are exact there too;
+        enumerated, so combinations (max MACs with max params, or a MACs window) are exact there too;
         in larger spaces a combination is checked by the search's bounded sampler before evaluation.
         """
         if self.metric not in ("flops", "conv_linear"):
@@ -80,12 +80,12 @@ class Constraints:
         flo, fhi = table.bounds(self.metric)
         plo, _ = table.bounds("params")
         why = []
-        if self.max_flops is not None and self.max_flops < flo:
-            why.append(f"max_flops {self.max_flops:,.0f} is below the smallest architecture's {flo:,}")
-        if self.min_flops is not None and self.min_flops > fhi:
-            why.append(f"min_flops {self.min_flops:,.0f} is above the largest architecture's {fhi:,}")
-        if self.min_flops is not None and self.max_flops is not None and self.min_flops > self.max_flops:
-            why.append(f"min_flops {self.min_flops:,.0f} > max_flops {self.max_flops:,.0f}")
+        if self.max_macs is not None and self.max_macs < flo:
+            why.append(f"max_macs {self.max_macs:,.0f} is below the smallest architecture's {flo:,}")
+        if self.min_macs is not None and self.min_macs > fhi:
+            why.append(f"min_macs {self.min_macs:,.0f} is above the largest architecture's {fhi:,}")
+        if self.min_macs is not None and self.max_macs is not None and self.min_macs > self.max_macs:
+            why.append(f"min_macs {self.min_macs:,.0f} > max_macs {self.max_macs:,.0f}")
         if self.max_params is not None and self.max_params < plo:
             why.append(f"max_params {self.max_params:,.0f} is below the smallest architecture's {plo:,}")
         if not why and table.space.num_archs() <= _ENUMERATE_LIMIT and self.describe() != "unconstrained":

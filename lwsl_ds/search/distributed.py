@@ -8,26 +8,18 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-__all__ = ["rank_and_world", "score_distributed", "broadcast_object"]
+from ..common.dist import group_rank, group_size
 
-
-def rank_and_world() -> tuple[int, int]:
-    """(rank, world size) of the current process group, (0, 1) without one."""
-    import torch.distributed as td
-
-    if td.is_available() and td.is_initialized():
-        return td.get_rank(), td.get_world_size()
-    return 0, 1
+__all__ = ["score_distributed", "broadcast_object"]
 
 
 def broadcast_object(obj: Any, src: int = 0) -> Any:
     """``obj`` of rank ``src`` on every rank (identity without a process group)."""
     import torch.distributed as td
 
-    rank, world = rank_and_world()
-    if world == 1:
+    if group_size() == 1:
         return obj
-    box = [obj if rank == src else None]
+    box = [obj if group_rank() == src else None]
     td.broadcast_object_list(box, src=src)
     return box[0]
 
@@ -41,7 +33,7 @@ def score_distributed(items: Sequence[Any], score: Callable[[Any], float],
     """
     import torch.distributed as td
 
-    rank, world = rank_and_world()
+    rank, world = group_rank(), group_size()
     mine = []
     for i in range(rank, len(items), world):
         mine.append((i, float(score(items[i]))))

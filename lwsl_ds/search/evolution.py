@@ -8,7 +8,7 @@ and no arch that violates the constraints is ever proposed, evaluated or returne
 Example::
 
     table = build_cost_table(space)
-    search = Search(space, table, SearchConfig(max_flops=330e6), out_dir="runs/x/search")
+    search = Search(space, table, SearchConfig(max_macs=330e6), out_dir="runs/x/search")
     result = search.run(evaluator.score)       # any Arch -> float, higher is better
     print(result.best["arch"], result.best["score"])
 """
@@ -22,15 +22,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from ..common.atomic import write_atomic
+from ..common.dist import group_rank, group_size
 from ..config.schema import ConfigError
 from ..config.sections.search import SearchConfig
 from ..flops.table import CostTable, space_fingerprint
 from ..space.arch import Arch, describe, parse_arch
 from ..space.spec import SearchSpace
 from .constraints import Constraints, InfeasibleConstraint
-from .distributed import broadcast_object, rank_and_world, score_distributed
+from .distributed import broadcast_object, score_distributed
 from .sampler import CandidateSampler
-from .state import read_state, rng_from_json, rng_to_json, write_json_atomic
+from .state import read_state, rng_from_json, rng_to_json, save_state
 
 __all__ = ["Search", "SearchResult", "constraints_from_config", "STATE_FILE", "LOG_FILE"]
 
@@ -46,7 +48,7 @@ _LATER_DEFAULTS = {"estimator": "top1", "score_table": None, "channels_last": Fa
 
 def constraints_from_config(cfg: SearchConfig) -> Constraints:
     """The limits of a search config."""
-    return Constraints(cfg.max_flops, cfg.min_flops, cfg.max_params, cfg.cost_metric)
+    return Constraints(cfg.max_macs, cfg.min_macs, cfg.max_params, cfg.cost_metric)
 
 
 @dataclass
@@ -124,13 +126,11 @@ class Search:
         self.rng.setstate(rng_from_json(doc["rng"]))
 
     def _save(self) -> None:
-        if self.out_dir is None or rank_and_world()[0] != 0:
+        if self.out_dir is None or group_rank() != 0:
             return
-        write_json_atomic(self.state_path, self._state())
+        save_state(self.state_path, self._state())
         # The JSON-lines log is rewritten from the history, so a resumed run never duplicates lines.
-        tmp = self.out_dir / f"{LOG_FILE}.tmp"
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history))
-        tmp.replace(self.out_dir / LOG_FILE)
+        write_atomic(self.out_dir / LOG_FILE, "".join(json.dumps(r) + "\n" for r in self.history))
 
     def resume(self) -> bool:
         """Load the saved state once (rank 0 reads, every rank gets it); True when one was found.
@@ -140,7 +140,7 @@ class Search:
         if self._resumed is not None:
             return self._resumed
         doc = None
-        if self.state_path is not None and not self.restart and rank_and_world()[0] == 0:
+        if self.state_path is not None and not self.restart and group_rank() == 0:
             doc = read_state(self.state_path)
         doc = broadcast_object(doc)
         if doc is not None:
@@ -211,7 +211,7 @@ class Search:
         return self.result()
 
     def _score(self, cands: list[Arch], score: Callable[[Arch], float], progress: bool) -> list[float]:
-        rank, world = rank_and_world()
+        rank, world = group_rank(), group_size()
         bar = None
         if progress and rank == 0:
             from tqdm import tqdm

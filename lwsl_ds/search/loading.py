@@ -123,6 +123,16 @@ def _given(config: Optional[str | Path], overrides: Sequence[str]) -> dict:
     return apply_overrides(data or {}, overrides)
 
 
+def _new_names(data: Optional[dict]) -> Optional[dict]:
+    """``data`` with old key names (search.max_flops) renamed, so a layer on top replaces a value, not conflicts."""
+    from ..config.schema import fold_aliases
+    from ..config.sections.search import SearchConfig
+
+    if isinstance(data, dict) and isinstance(data.get("search"), dict):
+        return {**data, "search": fold_aliases(SearchConfig, data["search"], "search")}
+    return data
+
+
 def _parse(data: dict, where: str) -> Any:
     from ..config.loader import parse_experiment
 
@@ -161,7 +171,7 @@ def experiment_for_run(run_dir: str | Path, config: Optional[str | Path] = None,
         raise ConfigError(f"--checkpoint {run_dir}: the run records no config ({' or '.join(CONFIG_FILES)}); "
                           "pass --config")
     where = str(config) if config is not None else f"{run_dir} (recorded config)"
-    return _parse(merge_with_run(own, given, where=where), where)
+    return _parse(merge_with_run(_new_names(own), _new_names(given), where=where), where)
 
 
 def experiment_for_arch(arch: str | Path, config: Optional[str | Path] = None,
@@ -193,7 +203,7 @@ def experiment_for_arch(arch: str | Path, config: Optional[str | Path] = None,
         raise ConfigError(f"--arch {arch}: no {SEARCH_CONFIG_FILE} beside it and no recorded config of the run it "
                           "was searched on; pass --config")
     where = str(config) if config is not None else f"{arch} (the search's config)"
-    return _parse(merge_with_run(own, _given(config, overrides), where=where), where)
+    return _parse(merge_with_run(_new_names(own), _new_names(_given(config, overrides)), where=where), where)
 
 
 def load_supernet_from_run(run_dir: str | Path, *, config: Optional[Any] = None,

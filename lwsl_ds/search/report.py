@@ -1,10 +1,11 @@
-"""Search outputs: Pareto front (max score, min FLOPs) and the accuracy-vs-FLOPs plot."""
+"""Search outputs: Pareto front (max score, min MACs) and the accuracy-vs-MACs plot."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Optional, Sequence
+
+from ..common.atomic import atomic_path
 
 __all__ = ["pareto_front", "plot_search"]
 
@@ -21,7 +22,7 @@ def pareto_front(records: Sequence[dict[str, Any]], metric: str = "flops") -> li
 
 
 def plot_search(path: str | Path, records: Sequence[dict[str, Any]], *, metric: str = "flops",
-                max_flops: Optional[float] = None, min_flops: Optional[float] = None,
+                max_macs: Optional[float] = None, min_macs: Optional[float] = None,
                 best: Optional[dict[str, Any]] = None, title: str = "") -> Path:
     """PNG of score (as %) vs MACs for every evaluated candidate, the Pareto front and the constraint lines."""
     import matplotlib
@@ -38,7 +39,7 @@ def plot_search(path: str | Path, records: Sequence[dict[str, Any]], *, metric: 
     front = pareto_front(records, metric)
     ax.step([r[metric] / 1e6 for r in front], [100 * r["score"] for r in front], where="post", color="tab:red",
             lw=1.5, label="Pareto front")
-    for value, label in ((max_flops, "max FLOPs"), (min_flops, "min FLOPs")):
+    for value, label in ((max_macs, "max MACs"), (min_macs, "min MACs")):
         if value is not None:
             ax.axvline(value / 1e6, color="black", ls="--", lw=1, label=label)
     if best is not None:
@@ -51,8 +52,9 @@ def plot_search(path: str | Path, records: Sequence[dict[str, Any]], *, metric: 
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")  # the temporary name has no image suffix
+    finally:
+        plt.close(fig)
     return path

@@ -40,9 +40,9 @@ class CandidateSampler:
         """True when an arch (choice indices) satisfies every limit."""
         c = self.constraints
         fl = self._fl0 + sum(self._fl[i][k] for i, k in enumerate(choices))
-        if c.max_flops is not None and fl > c.max_flops:
+        if c.max_macs is not None and fl > c.max_macs:
             return False
-        if c.min_flops is not None and fl < c.min_flops:
+        if c.min_macs is not None and fl < c.min_macs:
             return False
         if c.max_params is not None:
             pa = self._pa0 + sum(self._pa[i][k] for i, k in enumerate(choices))
@@ -68,8 +68,8 @@ class CandidateSampler:
             rest_fmax -= self._fmax[i]
             rest_pmin -= self._pmin[i]
             ok = [k for k in self._choices[i]
-                  if (c.max_flops is None or fl + self._fl[i][k] + rest_fmin <= c.max_flops)
-                  and (c.min_flops is None or fl + self._fl[i][k] + rest_fmax >= c.min_flops)
+                  if (c.max_macs is None or fl + self._fl[i][k] + rest_fmin <= c.max_macs)
+                  and (c.min_macs is None or fl + self._fl[i][k] + rest_fmax >= c.min_macs)
                   and (c.max_params is None or pa + self._pa[i][k] + rest_pmin <= c.max_params)]
             if not ok:
                 return None

@@ -40,7 +40,7 @@ class TableScores:
         """The table's score of ``arch`` (an Arch or key); KeyError naming the table when it is missing."""
         key = str(getattr(arch, "key", arch))
         if self.canonical:
-            from ..ranking.truth import canonical_key
+            from ..space.canonical import canonical_key
 
             key = canonical_key(key)
         if key not in self.scores:

@@ -18,7 +18,8 @@ __all__ = ["ChoiceSpec", "StemOpSpec", "StageSpec", "HeadSpec", "SearchSpace", "
            "PRESETS", "preset_path"]
 
 PRESET_DIR = Path(__file__).with_name("presets")
-PRESETS = ("paper", "nasbench_macro", "demo")
+# The registry of spaces (name -> preset YAML); ``space.name`` may also be a path to a space YAML.
+PRESETS: dict[str, Path] = {name: PRESET_DIR / f"{name}.yaml" for name in ("paper", "nasbench_macro", "demo")}
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ class SearchSpace:
 def preset_path(name: str) -> Path:
     """Path of a preset YAML, or ``name`` itself when it is a path to a YAML file."""
     if name in PRESETS:
-        return PRESET_DIR / f"{name}.yaml"
+        return PRESETS[name]
     p = Path(name)
     if p.suffix in (".yaml", ".yml"):
         return p

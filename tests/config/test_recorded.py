@@ -48,7 +48,7 @@ def test_later_phases_take_the_run_and_refuse_only_conflicts():
     # nothing given: the run's config; phase settings on top; an explicit null means "the run's"
     assert merge_with_run(rec, None, where="x") == rec
     out = merge_with_run(rec, {"search": {"population": 4}, "space": {"num_classes": None}}, where="x")
-    assert out["search"]["population"] == 4 and out["search"]["max_flops"] == 5e6 and out["space"]["num_classes"] == 3
+    assert out["search"]["population"] == 4 and out["search"]["max_macs"] == 5e6 and out["space"]["num_classes"] == 3
     # the same value is no conflict; another one is, in one line naming both
     assert merge_with_run(rec, {"space": {"name": "demo", "num_classes": 3}}, where="x")["space"]["num_classes"] == 3
     for key, value in (("space.num_classes", 128), ("space.resolution", 64), ("train.objective", "infonce"),

@@ -70,3 +70,25 @@ def test_arch_sample_is_seeded_and_spans_the_flops_range():
     a = pick_archs(space, TruthSettings(num_archs=6, seed=3))
     assert a == pick_archs(space, TruthSettings(num_archs=6, seed=3)) and len(set(a)) == 6
     assert a != pick_archs(space, TruthSettings(num_archs=6, seed=4))
+
+
+def test_config_comes_from_a_super_net_run_when_given(tmp_path):
+    """--checkpoint: the run's recorded config is the base (as for search/rank), --out defaults beside it."""
+    from lwsl_ds.config import load_experiment, to_dict
+    from lwsl_ds.ranking.groundtruth import default_out, experiment_loader
+
+    import yaml
+
+    sup = tmp_path / "exp" / "supernet"
+    sup.mkdir(parents=True)
+    (sup / "supernet.pt").write_bytes(b"")  # only the recorded config is read
+    recorded = to_dict(load_experiment(REPO / "configs" / "demo.yaml", ["space.num_classes=7", "retrain.epochs=3"]))
+    (sup / "config.yaml").write_text(yaml.safe_dump(recorded))
+    exp = experiment_loader(None, sup, ["retrain.lr_reference_batch=64"])(["retrain.max_steps=2"])
+    assert exp.space.num_classes == 7 and exp.retrain.epochs == 3  # from the run, not repeated on the command
+    assert exp.retrain.lr_reference_batch == 64 and exp.retrain.max_steps == 2
+    assert default_out(None, sup, []) == tmp_path / "exp" / "groundtruth"
+    with pytest.raises(ConfigError, match="pass --config"):
+        experiment_loader(None, None)
+    with pytest.raises(ConfigError, match="--out is required without --checkpoint"):
+        default_out(REPO / "configs" / "demo.yaml", None, [])

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 TARGET = (2, 1, 2, 2, 0, 1, 2, 1)
-CONFIG = dict(seed=3, population=20, generations=6, parents=5, mutations=10, crossovers=8, max_flops=80e6)
+CONFIG = dict(seed=3, population=20, generations=6, parents=5, mutations=10, crossovers=8, max_macs=80e6)
 
 
 def synthetic_score(arch) -> float:

@@ -69,7 +69,7 @@ def test_constrained_optimum_found_and_limit_never_violated(macro):
             def score(a):
                 assert table.cost(a).flops <= cap, f"evaluated a violating arch {a}"
                 return float(table.cost(a).params)
-            r = Search(space, table, SearchConfig(seed=seed, algorithm=alg, max_flops=cap)).run(score)
+            r = Search(space, table, SearchConfig(seed=seed, algorithm=alg, max_macs=cap)).run(score)
             out.append(_first_hit(r.history, float(best)))
     assert max(evo) <= 1000 and statistics.median(evo) < statistics.median(rnd), (evo, rnd)
 
@@ -77,7 +77,7 @@ def test_constrained_optimum_found_and_limit_never_violated(macro):
 def test_every_limit_holds_for_every_candidate(macro):
     space, table = macro
     cfg = SearchConfig(seed=1, population=30, generations=4, parents=5, mutations=12, crossovers=12,
-                       min_flops=40e6, max_flops=60e6, max_params=1.5e6, cost_metric="conv_linear")
+                       min_macs=40e6, max_macs=60e6, max_params=1.5e6, cost_metric="conv_linear")
 
     def score(a):
         c = table.cost(a)
@@ -105,22 +105,22 @@ def test_infeasible_limit_is_reported_before_any_evaluation(macro, cache):
         raise AssertionError("must not evaluate")
     with pytest.raises(InfeasibleConstraint, match=r"below the smallest.*Feasible: .*flops 7,897,600 \.\. "
                                                    r"107,770,368.*params 387,882"):
-        Search(space, table, SearchConfig(max_flops=5e6)).run(never)
+        Search(space, table, SearchConfig(max_macs=5e6)).run(never)
     with pytest.raises(InfeasibleConstraint, match="above the largest"):
-        Search(space, table, SearchConfig(min_flops=2e8)).run(never)
+        Search(space, table, SearchConfig(min_macs=2e8)).run(never)
     # each limit alone is feasible, together they are not (exact: the space is enumerated)
     with pytest.raises(InfeasibleConstraint, match="no single architecture"):
-        Search(space, table, SearchConfig(min_flops=100e6, max_params=500e3)).run(never)
+        Search(space, table, SearchConfig(min_macs=100e6, max_params=500e3)).run(never)
     # too large to enumerate: the bounded sampler reports it, still before any evaluation
     paper = load_space("paper")
     ptable = build_cost_table(paper, cache)
     lo, _ = ptable.bounds("flops")
     plo, _ = ptable.bounds("params")
-    cfg = SearchConfig(min_flops=300e6, max_params=plo + 1000, max_tries=3)
+    cfg = SearchConfig(min_macs=300e6, max_params=plo + 1000, max_tries=3)
     with pytest.raises(InfeasibleConstraint, match="nothing was evaluated"):
         Search(paper, ptable, cfg).run(never)
-    with pytest.raises(ConfigError, match="min_flops"):
-        SearchConfig(min_flops=5, max_flops=3).validate()
+    with pytest.raises(ConfigError, match="min_macs"):
+        SearchConfig(min_macs=5, max_macs=3).validate()
 
 
 def test_tight_limit_terminates_and_reports_exhaustion(cache):
@@ -128,7 +128,7 @@ def test_tight_limit_terminates_and_reports_exhaustion(cache):
     space = load_space("paper")
     table = build_cost_table(space, cache)
     lo, _ = table.bounds("flops")
-    r = Search(space, table, SearchConfig(max_flops=lo + 3e6)).run(lambda a: float(sum(a)))
+    r = Search(space, table, SearchConfig(max_macs=lo + 3e6)).run(lambda a: float(sum(a)))
     assert r.exhausted and 0 < r.evaluations < 1000
     assert all(h["flops"] <= lo + 3e6 for h in r.history)
 

@@ -72,7 +72,7 @@ def test_launcher_writes_best_arch_log_and_plot_then_resumes(run_dir):
 def test_launcher_reports_infeasible_limit_with_feasible_range(run_dir):
     p = _launch(run_dir, "--set", "search.max_flops=1000", "--out", str(run_dir.parent / "infeasible"))
     assert p.returncode == 2
-    assert "max_flops 1,000 is below the smallest" in p.stderr and "Feasible: space 'demo'" in p.stderr
+    assert "max_macs 1,000 is below the smallest" in p.stderr and "Feasible: space 'demo'" in p.stderr
     assert not (run_dir.parent / "infeasible" / "candidates.jsonl").exists()
 
 

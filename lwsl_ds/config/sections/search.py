@@ -1,9 +1,14 @@
-"""`search:` section of the experiment config: evolutionary search under FLOPs/params limits."""
+"""`search:` section of the experiment config: evolutionary search under MACs/params limits.
+
+The limits count multiply-accumulates (fvcore's "FLOPs" are MACs): ``max_macs`` / ``min_macs``. Their old
+names ``max_flops`` / ``min_flops`` still load (:attr:`SearchConfig.ALIASES`); giving an old and a new name
+with different values is an error.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
 from ..schema import ConfigError, spec
 
@@ -11,6 +16,8 @@ from ..schema import ConfigError, spec
 @dataclass(frozen=True)
 class SearchConfig:
     """Settings of the search phase (defaults follow single-path one-shot NAS: 20 x 50 candidates)."""
+
+    ALIASES: ClassVar[dict[str, str]] = {"max_flops": "max_macs", "min_flops": "min_macs"}  # old key -> key
 
     seed: int = spec(0, ge=0, help="seed of the search's random choices (initial population, mutation, crossover)")
     algorithm: Literal["evolution", "random"] = spec("evolution", help="evolution, or random search with "
@@ -23,10 +30,11 @@ class SearchConfig:
     mutation_prob: float = spec(0.1, ge=0.0, le=1.0, help="per-layer probability of resampling a choice")
     max_tries: int = spec(10, ge=1, help="sampling attempts per wanted candidate before giving up "
                                          "(bounded retries; the shortfall is filled with random archs)")
-    cost_metric: Literal["flops", "conv_linear"] = spec("flops", help="which MACs count the FLOPs limits use: "
+    cost_metric: Literal["flops", "conv_linear"] = spec("flops", help="which MACs count the MACs limits use: "
                                                                       "fvcore (incl. BN, pooling) or conv+linear")
-    max_flops: Optional[float] = spec(None, gt=0, help="upper limit on MACs (e.g. 330e6); null = none")
-    min_flops: Optional[float] = spec(None, ge=0, help="lower limit on MACs; null = none")
+    max_macs: Optional[float] = spec(None, gt=0, help="upper limit on MACs (e.g. 330e6); null = none "
+                                                      "(old name: max_flops)")
+    min_macs: Optional[float] = spec(None, ge=0, help="lower limit on MACs; null = none (old name: min_flops)")
     max_params: Optional[float] = spec(None, gt=0, help="upper limit on parameters; null = none")
     estimator: Literal["top1", "local_acc", "local_loss"] = spec(
         "top1", help="how a candidate is scored: top1 = the paper's (inherited weights, BN recalibration, "
@@ -58,11 +66,21 @@ class SearchConfig:
         if self.estimator != "top1" and self.objective == "infonce":
             raise ConfigError(f"search.estimator: {self.estimator} needs a ce super-net (decoders with classes); "
                               "use top1 for infonce")
-        if self.min_flops is not None and self.max_flops is not None and self.min_flops > self.max_flops:
-            raise ConfigError(f"search.min_flops ({self.min_flops:g}) is above search.max_flops "
-                              f"({self.max_flops:g})")
+        if self.min_macs is not None and self.max_macs is not None and self.min_macs > self.max_macs:
+            raise ConfigError(f"search.min_macs ({self.min_macs:g}) is above search.max_macs "
+                              f"({self.max_macs:g})")
         if self.parents > self.population:
             raise ConfigError(f"search.parents ({self.parents}) must be <= search.population ({self.population})")
         if self.mutations + self.crossovers > self.population:
             raise ConfigError(f"search.mutations + search.crossovers ({self.mutations} + {self.crossovers}) "
                               f"must be <= search.population ({self.population})")
+
+    @property
+    def max_flops(self) -> Optional[float]:
+        """The old name of :attr:`max_macs` (read-only; configs may still say ``max_flops``)."""
+        return self.max_macs
+
+    @property
+    def min_flops(self) -> Optional[float]:
+        """The old name of :attr:`min_macs` (read-only)."""
+        return self.min_macs
