@@ -80,7 +80,7 @@ def exit_code_of(run: Callable[[], int | None]) -> int:
     For a launcher's ``main(argv)``, which tests and benchmarks call in-process: they get 2, not an exception.
     Everything else propagates to :func:`run_main` (a collective failure must exit without clean-up there).
     """
-    from ..config.schema import ConfigError
+    from .errors import ConfigError
 
     try:
         return run() or 0

@@ -7,10 +7,10 @@ from .metrics import Estimate, bootstrap, correlations, kendall_tau, spearman_rh
 from .report import RankingReport, compare, floor_taus, score_archs, write_report
 from .sampling import parse_arch_list, sample_archs
 from .shift import ShiftResult, module_similarity, representation_shift
-from .truth import (DEFAULT_NASBENCH_PATH, GroundTruth, canonical_arch, canonical_key, load_nasbench_macro,
+from .truth import (default_nasbench_path, GroundTruth, canonical_arch, canonical_key, load_nasbench_macro,
                     load_truth, load_truth_file)
 
 __all__ = ["Estimate", "bootstrap", "correlations", "kendall_tau", "spearman_rho", "top_k_precision",
            "RankingReport", "compare", "floor_taus", "score_archs", "write_report", "parse_arch_list",
-           "sample_archs", "ShiftResult", "module_similarity", "representation_shift", "DEFAULT_NASBENCH_PATH",
+           "sample_archs", "ShiftResult", "module_similarity", "representation_shift", "default_nasbench_path",
            "GroundTruth", "canonical_arch", "canonical_key", "load_nasbench_macro", "load_truth", "load_truth_file"]

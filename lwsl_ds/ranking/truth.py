@@ -18,13 +18,16 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from ..config.schema import ConfigError
+from ..config.sections.data import DATA_DIR_ENV, data_dir
 from ..space import SearchSpace, parse_arch
 from ..space.canonical import NASBENCH_MACRO_STAGES, canonical_arch, canonical_key  # re-exported here
 
-__all__ = ["GroundTruth", "NASBENCH_MACRO_STAGES", "DEFAULT_NASBENCH_PATH", "canonical_key", "canonical_arch",
+__all__ = ["GroundTruth", "NASBENCH_MACRO_STAGES", "default_nasbench_path", "canonical_key", "canonical_arch",
            "load_nasbench_macro", "load_truth_file", "load_truth"]
 
-DEFAULT_NASBENCH_PATH = "../shared/data/nas-bench-macro/nas-bench-macro_cifar10.json"
+def default_nasbench_path() -> str:
+    """Where the NAS-Bench-Macro table is read when ``rank.nasbench_path`` is not set (``$LWSL_DATA_DIR``)."""
+    return f"{data_dir()}/nas-bench-macro/nas-bench-macro_cifar10.json"
 KeySet = Literal["canonical", "all"]
 
 
@@ -63,12 +66,14 @@ def _resolve(path: str | Path) -> Path:
     return repo_rel if repo_rel.exists() else p
 
 
-def load_nasbench_macro(path: str | Path = DEFAULT_NASBENCH_PATH, *, keys: KeySet = "canonical",
+def load_nasbench_macro(path: str | Path | None = None, *, keys: KeySet = "canonical",
                         metric: str = "mean_acc") -> GroundTruth:
     """NAS-Bench-Macro as ground truth over the 3969 canonical keys (default) or all 6561 keys."""
+    path = path or default_nasbench_path()
     p = _resolve(path)
     if not p.is_file():
-        raise ConfigError(f"{path}: NAS-Bench-Macro table not found (see ../shared/data/nas-bench-macro/README.md)")
+        raise ConfigError(f"{path}: NAS-Bench-Macro table not found (set rank.nasbench_path, or {DATA_DIR_ENV} to "
+                          "the folder holding nas-bench-macro/)")
     if keys not in ("canonical", "all"):
         raise ConfigError(f"NAS-Bench-Macro key set {keys!r}: choose 'canonical' or 'all'")
     table = json.loads(p.read_text())
@@ -175,7 +180,7 @@ def load_truth_file(path: str | Path, space: SearchSpace | None = None) -> Groun
                        params if len(params) == len(acc) else None)
 
 
-def load_truth(spec_or_path: str, space: SearchSpace | None = None, *, nasbench_path: str = DEFAULT_NASBENCH_PATH,
+def load_truth(spec_or_path: str, space: SearchSpace | None = None, *, nasbench_path: str | None = None,
                keys: KeySet = "canonical", metric: str = "mean_acc") -> GroundTruth:
     """``'nasbench_macro'`` (the shared table) or a path to a CSV/JSON ground-truth file."""
     if spec_or_path == "nasbench_macro":

@@ -25,3 +25,14 @@ def test_missing_default_root_names_the_fix(monkeypatch, tmp_path):
 def test_shared_cifar10_is_found_through_the_variable(shared_data, monkeypatch):
     monkeypatch.setenv("LWSL_DATA_DIR", str(shared_data))
     assert len(build_index(DataConfig(source="cifar10", max_per_class=2), "train")) == 20
+
+
+def test_nasbench_table_defaults_to_the_data_dir(shared_data, monkeypatch, tmp_path):
+    from lwsl_ds.config.schema import ConfigError
+    from lwsl_ds.ranking.truth import load_nasbench_macro
+
+    monkeypatch.setenv("LWSL_DATA_DIR", str(shared_data))
+    assert len(load_nasbench_macro().accuracy) == 3969
+    monkeypatch.setenv("LWSL_DATA_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match="set rank.nasbench_path, or LWSL_DATA_DIR"):
+        load_nasbench_macro()

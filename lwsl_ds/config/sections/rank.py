@@ -26,8 +26,9 @@ class RankConfig:
     strata: int = spec(10, ge=1, help="number of FLOPs bins when stratify is flops")
     truth: Optional[str] = spec(None, help="ground truth: 'nasbench_macro' (default for that space) or a "
                                            "CSV/JSON file of arch -> accuracy")
-    nasbench_path: str = spec("../shared/data/nas-bench-macro/nas-bench-macro_cifar10.json",
-                              help="NAS-Bench-Macro JSON (relative to the cwd or the repository root)")
+    nasbench_path: Optional[str] = spec(None, help="NAS-Bench-Macro JSON (relative to the cwd or the repository "
+                                                   "root); default $LWSL_DATA_DIR/nas-bench-macro/"
+                                                   "nas-bench-macro_cifar10.json (LWSL_DATA_DIR defaults to data)")
     nasbench_keys: Literal["canonical", "all"] = spec(
         "canonical", help="canonical: sample from the 3969 distinct trained networks; all: from the 6561 "
                           "keys (2592 of them copy a canonical record)")
