@@ -10,6 +10,7 @@ import torch
 
 from lwsl_ds.config.schema import ConfigError, from_dict
 from lwsl_ds.config.sections.retrain import RetrainConfig
+from lwsl_ds.common.checkpoint import RETRAIN, find_latest
 from lwsl_ds.retrain import checkpoint as ckpt_io
 from lwsl_ds.retrain.ema import ModelEma
 from lwsl_ds.retrain.recipe import WarmupCosine, build_optimizer, param_groups, scaled_lr
@@ -79,12 +80,12 @@ def _fake_ckpt(root, step, complete=True):
 
 
 def test_latest_checkpoint_ignores_half_written_ones(tmp_path):
-    assert ckpt_io.find_latest(tmp_path) is None
+    assert find_latest(tmp_path, verify=False, layout=RETRAIN) is None
     _fake_ckpt(tmp_path, 20)
     good = _fake_ckpt(tmp_path, 100)
     _fake_ckpt(tmp_path, 300, complete=False)  # killed before meta.json: not complete
     (ckpt_io.checkpoint_dir(tmp_path) / ".tmp-step_00000400").mkdir()  # killed before the rename
-    assert ckpt_io.find_latest(tmp_path) == good
+    assert find_latest(tmp_path, verify=False, layout=RETRAIN) == (good, {"step": 100})
     assert [p.name for p in ckpt_io.list_checkpoints(tmp_path)] == ["step_00000020", "step_00000100"]
     with pytest.raises(ckpt_io.CheckpointError, match="no meta.json"):
         ckpt_io.read_meta(ckpt_io.checkpoint_dir(tmp_path) / "step_00000300")
@@ -142,7 +143,7 @@ def test_launcher_refuses_to_overwrite_a_run_and_checks_resolution(tmp_path):
             str(REPO / "ds_configs" / "retrain_cpu.json"), "--arch", str(arch), "--run_dir", str(run)]
     with pytest.raises(ConfigError, match="already holds checkpoints.*--resume auto"):
         launcher.build_job(launcher.parse_args(base))
-    assert launcher.build_job(launcher.parse_args(base + ["--resume", "auto"]))[5] == "auto"
+    assert launcher.build_job(launcher.parse_args(base + ["--resume", "auto"])).resume == "auto"
     with pytest.raises(ConfigError, match="data resolution 64 differs from the resolution 32"):
         launcher.build_job(launcher.parse_args(base + ["--restart", "--set", "data.resolution=64"]))
     with pytest.raises(ConfigError, match="no architecture"):
