@@ -46,12 +46,12 @@ def gather_digests(module: torch.nn.Module) -> list[dict[str, Any]]:
     """Every rank's :func:`module_digests` (a collective: call it on all ranks); rank order."""
     import torch.distributed as td
 
-    from .dist import is_multi_rank
+    from .dist import group_size, is_multi_rank
 
     mine = module_digests(module)
     if not is_multi_rank():
         return [{"rank": 0, **mine}]
-    everyone: list[Any] = [None] * td.get_world_size()
+    everyone: list[Any] = [None] * group_size()
     td.all_gather_object(everyone, mine)
     return [{"rank": r, **d} for r, d in enumerate(everyone)]
 

@@ -45,7 +45,7 @@ def reduce_metrics(out: dict[str, torch.Tensor]) -> dict[str, float]:
     """Mean of every scalar metric over ranks (one all-reduce), as floats."""
     import torch.distributed as td
 
-    from ..common.dist import is_multi_rank
+    from ..common.dist import group_size, is_multi_rank
 
     keys = sorted(k for k, v in out.items() if v.dim() == 0)
     if not keys:
@@ -53,7 +53,7 @@ def reduce_metrics(out: dict[str, torch.Tensor]) -> dict[str, float]:
     vec = torch.stack([out[k].detach().float() for k in keys])
     if is_multi_rank():
         td.all_reduce(vec)
-        vec = vec / td.get_world_size()
+        vec = vec / group_size()
     return dict(zip(keys, vec.tolist()))
 
 

@@ -149,3 +149,31 @@ def test_launcher_refuses_to_overwrite_a_run_and_checks_resolution(tmp_path):
     with pytest.raises(ConfigError, match="no architecture"):
         launcher.build_job(launcher.parse_args(base[:4] + ["--run_dir", str(tmp_path / "new")]))
     assert isinstance(launcher.parse_args(base + ["--local_rank=1"]), argparse.Namespace)
+
+
+def test_retraining_checkpoints_are_published_under_their_own_names_and_verified(tmp_path):
+    from lwsl_ds.common.checkpoint import publish
+    from lwsl_ds.common.seeding import capture_rng_state
+
+    for step in (2, 4, 6):
+        publish(tmp_path, {"step": step}, capture_rng_state(), lambda tmp, tag: (tmp / "ds").mkdir(),
+                lambda tmp: torch.save({"w": torch.ones(1)}, tmp / "model.pt"), keep=2, layout=RETRAIN)
+    root = ckpt_io.checkpoint_dir(tmp_path)
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step_00000004", "step_00000006"]
+    assert sorted(p.name for p in (root / "step_00000006").iterdir()) == ["ds", "meta.json", "model.pt", "rank0.pt",
+                                                                          "sha256.json"]
+    d, meta = find_latest(tmp_path, layout=RETRAIN)
+    assert d.name == "step_00000006" and meta == {"step": 6, "tag": "step_00000006"}
+    assert find_latest(tmp_path) is None  # the super-net's layout (step<N>/manifest.json) does not see them
+    (d / "model.pt").write_bytes(b"altered")
+    with pytest.raises(ckpt_io.CheckpointError, match="model.pt: SHA-256 does not match"):
+        find_latest(tmp_path, layout=RETRAIN)
+
+
+def test_one_seed_rule_for_both_phases():
+    from lwsl_ds.common.seeding import rank_seed, run_seed
+
+    # The super-net's rule (its launcher-test digests depend on it); retraining with the shipped seed 0 is
+    # unchanged by it. Per-rank streams (dropout) differ per rank.
+    assert run_seed(0, 3) == 3 and run_seed(2, 5) == 2005
+    assert len({rank_seed(run_seed(0, 0), r) for r in range(8)}) == 8
