@@ -30,13 +30,13 @@ from ..strategies.hooks import PreemptionHook, ProgressHook
 from ..strategies.loop import HookBase, Trainer
 from . import checkpoint as ckpt_io
 from .ema import ModelEma
-from .evaluate import Evaluator, evaluate
-from .job import RetrainJob, prepare_ds_config
+from .evaluate import Evaluator
 from .hooks import EmaHook, EvalHook, RetrainCheckpointHook, RunLog, TrainLogHook
+from .job import RetrainJob, prepare_ds_config
 from .recipe import Schedule, WarmupCosine, build_optimizer, scaled_lr
-from .step import RetrainStep, average_buffers
+from .step import RetrainStep
 
-__all__ = ["RetrainJob", "prepare_ds_config", "run", "average_buffers", "evaluate"]
+__all__ = ["RetrainJob", "prepare_ds_config", "run"]
 
 
 @dataclass

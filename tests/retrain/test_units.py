@@ -14,7 +14,8 @@ from lwsl_ds.common.checkpoint import RETRAIN, find_latest
 from lwsl_ds.retrain import checkpoint as ckpt_io
 from lwsl_ds.retrain.ema import ModelEma
 from lwsl_ds.retrain.recipe import WarmupCosine, build_optimizer, param_groups, scaled_lr
-from lwsl_ds.retrain.trainer import average_buffers, prepare_ds_config
+from lwsl_ds.retrain.job import prepare_ds_config
+from lwsl_ds.retrain.step import average_buffers
 
 from .helpers import REPO, write_arch
 
