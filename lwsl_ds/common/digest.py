@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["tensor_digest", "module_digests", "gather_digests", "write_digests"]
+__all__ = ["tensor_digest", "state_digest", "module_digests", "gather_digests", "write_digests"]
 
 
 def tensor_digest(items: list[tuple[str, torch.Tensor]]) -> str:
@@ -27,6 +27,11 @@ def tensor_digest(items: list[tuple[str, torch.Tensor]]) -> str:
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
+
+
+def state_digest(module: torch.nn.Module) -> str:
+    """One sha256 over every parameter and buffer (state-dict order): equal digests = bit-identical models."""
+    return tensor_digest(list(module.state_dict().items()))
 
 
 def module_digests(module: torch.nn.Module) -> dict[str, str]:
@@ -41,10 +46,12 @@ def gather_digests(module: torch.nn.Module) -> list[dict[str, Any]]:
     """Every rank's :func:`module_digests` (a collective: call it on all ranks); rank order."""
     import torch.distributed as td
 
+    from .dist import group_size, is_multi_rank
+
     mine = module_digests(module)
-    if not (td.is_available() and td.is_initialized()) or td.get_world_size() == 1:
+    if not is_multi_rank():
         return [{"rank": 0, **mine}]
-    everyone: list[Any] = [None] * td.get_world_size()
+    everyone: list[Any] = [None] * group_size()
     td.all_gather_object(everyone, mine)
     return [{"rank": r, **d} for r, d in enumerate(everyone)]
 

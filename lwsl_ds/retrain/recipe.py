@@ -9,13 +9,37 @@ Paper (Sec. V, EfficientNet-style): RMSProp (decay 0.9, momentum 0.9), weight de
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ..config.schema import ConfigError
 from ..config.sections.retrain import RetrainConfig
 
-__all__ = ["scaled_lr", "param_groups", "build_optimizer", "WarmupCosine"]
+__all__ = ["scaled_lr", "param_groups", "build_optimizer", "WarmupCosine", "Schedule"]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Optimizer-step counts of one run: per epoch, of the lr schedule, warmup, where to stop, eval period."""
+
+    steps_per_epoch: int
+    total_steps: int
+    warmup: int
+    stop_at: int
+    eval_every: int
+
+    @classmethod
+    def of(cls, cfg: RetrainConfig, micro_batches_per_epoch: int, accumulation: int) -> "Schedule":
+        """The counts for ``micro_batches_per_epoch`` loader batches per rank and ``accumulation`` per step."""
+        spe = micro_batches_per_epoch // accumulation
+        if spe < 1:
+            raise ConfigError(f"{micro_batches_per_epoch} micro-batches per epoch and rank are fewer than "
+                              f"gradient_accumulation_steps={accumulation}: no optimizer step per epoch")
+        total = max(1, math.ceil(cfg.epochs * spe))
+        return cls(spe, total, int(round(cfg.warmup_epochs * spe)), min(total, cfg.max_steps or total),
+                   max(1, int(round(cfg.eval_every_epochs * spe))))
 
 
 def scaled_lr(cfg: RetrainConfig, global_batch: int) -> float:

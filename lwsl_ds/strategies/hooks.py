@@ -82,14 +82,14 @@ class MetricsHook(HookBase):
 class ProgressHook(HookBase):
     """Progress on rank 0 with the mean local loss: a bar with ETA in a terminal, periodic lines when piped."""
 
-    def __init__(self, enabled: bool = True, tty: bool | None = None) -> None:
-        self.enabled, self.tty, self.bar = enabled, tty, None
+    def __init__(self, enabled: bool = True, tty: bool | None = None, desc: str = "train") -> None:
+        self.enabled, self.tty, self.desc, self.bar = enabled, tty, desc, None
 
     def before_train(self, t: Trainer) -> None:  # noqa: D102
         if self.enabled:
             from ..common.progress import Progress
 
-            self.bar = Progress(t.total_steps, initial=t.step, desc="train", tty=self.tty)
+            self.bar = Progress(t.total_steps, initial=t.step, desc=self.desc, tty=self.tty)
 
     def after_step(self, t: Trainer) -> None:  # noqa: D102
         if self.bar is not None:
@@ -122,8 +122,10 @@ class TimeBudgetHook(HookBase):
         import torch
         import torch.distributed as td
 
+        from ..common.dist import is_multi_rank
+
         over = t.train_seconds >= self.seconds
-        if td.is_available() and td.is_initialized() and td.get_world_size() > 1:
+        if is_multi_rank():
             flag = torch.tensor([int(over)], dtype=torch.int32, device=t.device if td.get_backend() == "nccl"
                                 else "cpu")
             td.all_reduce(flag, op=td.ReduceOp.MAX)

@@ -10,10 +10,12 @@ import torch
 
 from lwsl_ds.config.schema import ConfigError, from_dict
 from lwsl_ds.config.sections.retrain import RetrainConfig
+from lwsl_ds.common.checkpoint import RETRAIN, find_latest
 from lwsl_ds.retrain import checkpoint as ckpt_io
 from lwsl_ds.retrain.ema import ModelEma
 from lwsl_ds.retrain.recipe import WarmupCosine, build_optimizer, param_groups, scaled_lr
-from lwsl_ds.retrain.trainer import average_buffers, prepare_ds_config
+from lwsl_ds.retrain.job import prepare_ds_config
+from lwsl_ds.retrain.step import average_buffers
 
 from .helpers import REPO, write_arch
 
@@ -79,12 +81,12 @@ def _fake_ckpt(root, step, complete=True):
 
 
 def test_latest_checkpoint_ignores_half_written_ones(tmp_path):
-    assert ckpt_io.find_latest(tmp_path) is None
+    assert find_latest(tmp_path, verify=False, layout=RETRAIN) is None
     _fake_ckpt(tmp_path, 20)
     good = _fake_ckpt(tmp_path, 100)
     _fake_ckpt(tmp_path, 300, complete=False)  # killed before meta.json: not complete
     (ckpt_io.checkpoint_dir(tmp_path) / ".tmp-step_00000400").mkdir()  # killed before the rename
-    assert ckpt_io.find_latest(tmp_path) == good
+    assert find_latest(tmp_path, verify=False, layout=RETRAIN) == (good, {"step": 100})
     assert [p.name for p in ckpt_io.list_checkpoints(tmp_path)] == ["step_00000020", "step_00000100"]
     with pytest.raises(ckpt_io.CheckpointError, match="no meta.json"):
         ckpt_io.read_meta(ckpt_io.checkpoint_dir(tmp_path) / "step_00000300")
@@ -142,9 +144,37 @@ def test_launcher_refuses_to_overwrite_a_run_and_checks_resolution(tmp_path):
             str(REPO / "ds_configs" / "retrain_cpu.json"), "--arch", str(arch), "--run_dir", str(run)]
     with pytest.raises(ConfigError, match="already holds checkpoints.*--resume auto"):
         launcher.build_job(launcher.parse_args(base))
-    assert launcher.build_job(launcher.parse_args(base + ["--resume", "auto"]))[5] == "auto"
+    assert launcher.build_job(launcher.parse_args(base + ["--resume", "auto"])).resume == "auto"
     with pytest.raises(ConfigError, match="data resolution 64 differs from the resolution 32"):
         launcher.build_job(launcher.parse_args(base + ["--restart", "--set", "data.resolution=64"]))
     with pytest.raises(ConfigError, match="no architecture"):
         launcher.build_job(launcher.parse_args(base[:4] + ["--run_dir", str(tmp_path / "new")]))
     assert isinstance(launcher.parse_args(base + ["--local_rank=1"]), argparse.Namespace)
+
+
+def test_retraining_checkpoints_are_published_under_their_own_names_and_verified(tmp_path):
+    from lwsl_ds.common.checkpoint import publish
+    from lwsl_ds.common.seeding import capture_rng_state
+
+    for step in (2, 4, 6):
+        publish(tmp_path, {"step": step}, capture_rng_state(), lambda tmp, tag: (tmp / "ds").mkdir(),
+                lambda tmp: torch.save({"w": torch.ones(1)}, tmp / "model.pt"), keep=2, layout=RETRAIN)
+    root = ckpt_io.checkpoint_dir(tmp_path)
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step_00000004", "step_00000006"]
+    assert sorted(p.name for p in (root / "step_00000006").iterdir()) == ["ds", "meta.json", "model.pt", "rank0.pt",
+                                                                          "sha256.json"]
+    d, meta = find_latest(tmp_path, layout=RETRAIN)
+    assert d.name == "step_00000006" and meta == {"step": 6, "tag": "step_00000006"}
+    assert find_latest(tmp_path) is None  # the super-net's layout (step<N>/manifest.json) does not see them
+    (d / "model.pt").write_bytes(b"altered")
+    with pytest.raises(ckpt_io.CheckpointError, match="model.pt: SHA-256 does not match"):
+        find_latest(tmp_path, layout=RETRAIN)
+
+
+def test_one_seed_rule_for_both_phases():
+    from lwsl_ds.common.seeding import rank_seed, run_seed
+
+    # The super-net's rule (its launcher-test digests depend on it); retraining with the shipped seed 0 is
+    # unchanged by it. Per-rank streams (dropout) differ per rank.
+    assert run_seed(0, 3) == 3 and run_seed(2, 5) == 2005
+    assert len({rank_seed(run_seed(0, 0), r) for r in range(8)}) == 8

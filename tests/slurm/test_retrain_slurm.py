@@ -60,16 +60,17 @@ def _check_run(info: dict, run_dir: Path, out: Path) -> str:
     final = json.loads((run_dir / "final.json").read_text())
     assert final["step"] == STEPS and final["params_sha256"] == digests["0"]
 
+    from lwsl_ds.common.checkpoint import RETRAIN, find_latest
+    from lwsl_ds.common.digest import state_digest
     from lwsl_ds.retrain import checkpoint as ckpt_io
-    from lwsl_ds.retrain.trainer import params_digest
     from lwsl_ds.space import build_subnet, load_arch
 
-    ckpt = ckpt_io.find_latest(run_dir)
-    assert ckpt is not None and ckpt_io.read_meta(ckpt)["world_size"] == 4
+    ckpt, meta = find_latest(run_dir, layout=RETRAIN)  # its files checked against sha256.json
+    assert meta["world_size"] == 4 and meta["reason"] == "final"
     space, arch, _ = load_arch(run_dir.parent / "arch.yaml")
     net = build_subnet(space, arch, num_outputs=10)
     net.load_state_dict(ckpt_io.load_weights(ckpt))
-    assert params_digest(net) == digests["0"]
+    assert state_digest(net) == digests["0"]
     assert (ckpt / "ds" / "state" / "mp_rank_00_model_states.pt").is_file()
     return digests["0"]
 
