@@ -61,8 +61,7 @@ def run_layer_parallel(req: RunRequest, par: ParallelConfig, key: str = "train.p
 def train_layer_parallel(req: RunRequest, par: ParallelConfig, topo: Topology, run_dir: Path) -> Path:
     """Train the super-net of ``req`` layer-parallel on the launched ranks of ``topo``; returns the run directory."""
     from ..common.dist import init_distributed
-    from ..supernet_run import build_supernet
-    from ..supernet_run.build import extend_schedule
+    from ..supernet_run import build_supernet, extend_schedule
     from .factory import build_layer_parallel_trainer
 
     env = init_distributed(timeout_s=par.timeout_s)
