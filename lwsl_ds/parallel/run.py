@@ -61,13 +61,13 @@ def run_layer_parallel(req: RunRequest, par: ParallelConfig, key: str = "train.p
 def train_layer_parallel(req: RunRequest, par: ParallelConfig, topo: Topology, run_dir: Path) -> Path:
     """Train the super-net of ``req`` layer-parallel on the launched ranks of ``topo``; returns the run directory."""
     from ..common.dist import init_distributed
-    from ..supernet_run import build_supernet, extend_schedule
+    from ..supernet_run import build_run, extend_schedule
     from .factory import build_layer_parallel_trainer
 
     env = init_distributed(timeout_s=par.timeout_s)
     t, ckpt_dir = req.cfg.train, run_dir / CKPT_DIR
     resumed = _resume_tag(req, run_dir, topo.world_size) is not None
-    run = build_supernet(req.cfg, req.ds, data_rank=topo.data_rank, data_ranks=topo.data_parallel,
+    run = build_run(req.cfg, req.ds, data_rank=topo.data_rank, data_ranks=topo.data_parallel,
                          local_rank=env.local_rank, reads_data=topo.is_first, share=_from_rank0)
     groups, secs = _layer_groups(run, topo.groups, run_dir, resumed)
     trainer = build_layer_parallel_trainer(run.net, run.strategy, req.ds, layer_groups=groups, parallel=par,

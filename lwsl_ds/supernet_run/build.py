@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from ..common.logging import get_logger
 
-__all__ = ["RunRequest", "SuperNetRun", "run_seed", "open_run", "build_supernet", "write_run_config", "extend_schedule"]
+__all__ = ["RunRequest", "SuperNetRun", "run_seed", "open_run", "build_run", "write_run_config", "extend_schedule"]
 
 log = get_logger("lwsl_ds.supernet_run")
 
@@ -115,7 +115,7 @@ def _fit_loader(cfg: Any, data_cfg: Any, batch: int, views: int, rank: int, rank
     return loader
 
 
-def build_supernet(cfg: Any, ds: dict[str, Any], *, data_rank: int, data_ranks: int, local_rank: int,
+def build_run(cfg: Any, ds: dict[str, Any], *, data_rank: int, data_ranks: int, local_rank: int,
                    reads_data: bool = True, share: Optional[Callable[[Optional[dict]], dict]] = None) -> SuperNetRun:
     """Space, loader, class count, objective, seeded super-net and strategy of ``cfg``, in the order above.
 

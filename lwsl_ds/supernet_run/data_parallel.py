@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..common.logging import get_logger
-from .build import RunRequest, SuperNetRun, build_supernet, extend_schedule, open_run, write_run_config
+from .build import RunRequest, SuperNetRun, build_run, extend_schedule, open_run, write_run_config
 from .finalize import exit_preempted, finish_data_parallel
 
 __all__ = ["train_supernet"]
@@ -38,7 +38,7 @@ def train_supernet(req: RunRequest, preemption: Any) -> int:
     setup_logging(env.rank, run_dir / "train.log")
     if req.resume and latest is None:
         log.warning("--resume: no checkpoint in %s, starting from scratch", run_dir)
-    run = build_supernet(req.cfg, req.ds, data_rank=env.rank, data_ranks=env.world_size, local_rank=env.local_rank)
+    run = build_run(req.cfg, req.ds, data_rank=env.rank, data_ranks=env.world_size, local_rank=env.local_rank)
     backend = _backend(req, run, run_dir)
     # What a later phase needs to rebuild this run (class count, resolution, groups, micro-batch plan), as resolved.
     recorded = run.recorded(backend.groups, getattr(backend, "micro_batches", None))

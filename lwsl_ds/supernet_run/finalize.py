@@ -14,7 +14,7 @@ log = get_logger("lwsl_ds.supernet_run")
 
 
 def save_supernet(state: dict[str, Any], run_dir: Path) -> Path:
-    """Write the final weights to ``run_dir/supernet.pt`` atomically (a killed writer leaves the old file); returns it."""
+    """Write the final weights to ``run_dir/supernet.pt`` atomically (a killed writer leaves the old file)."""
     import torch
 
     from ..common.atomic import atomic_path

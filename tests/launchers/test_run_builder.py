@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lwsl_ds.config import ConfigError
-from lwsl_ds.supernet_run import RunRequest, build_supernet, run_seed, save_supernet
+from lwsl_ds.supernet_run import RunRequest, build_run, run_seed, save_supernet
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["space.resolution=16", "data.resolution=16", "data.max_per_class=8", "data.num_workers=0",
@@ -38,8 +38,8 @@ def test_request_seed_and_fingerprint(tmp_path):
 
 def test_build_is_seeded_and_resolves_the_data(tmp_path):
     req = _request(tmp_path, "train.objective=infonce")
-    a = build_supernet(req.cfg, req.ds, data_rank=0, data_ranks=2, local_rank=0)
-    b = build_supernet(req.cfg, req.ds, data_rank=1, data_ranks=2, local_rank=0, reads_data=False,
+    a = build_run(req.cfg, req.ds, data_rank=0, data_ranks=2, local_rank=0)
+    b = build_run(req.cfg, req.ds, data_rank=1, data_ranks=2, local_rank=0, reads_data=False,
                        share=lambda facts: {"spe": a.steps_per_epoch, "total": a.total, "num_classes": 10})
     from lwsl_ds.config.ds_config import micro_batch_size
 
