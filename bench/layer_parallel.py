@@ -71,13 +71,13 @@ def worker(a: argparse.Namespace) -> None:
             strategy.step(net, x, y, backend, step_rng(0, t))
             done.append(time.time())
     else:
-        from lwsl_ds.parallel import LayerParallelTrainer, ParallelConfig
+        from lwsl_ds.parallel import ParallelConfig, build_layer_parallel_trainer
         from lwsl_ds.parallel.balance import measured_groups
 
         groups, secs = measured_groups(net, strategy, *data[0], 2, steps=2)
-        tr = LayerParallelTrainer(net, strategy, ds, layer_groups=groups, total_steps=a.steps,
-                                  parallel=ParallelConfig(mode="layer", queue_depth=a.depth, timeout_s=600),
-                                  backend=a.backend)
+        tr = build_layer_parallel_trainer(net, strategy, ds, layer_groups=groups, total_steps=a.steps,
+                                          parallel=ParallelConfig(mode="layer", queue_depth=a.depth, timeout_s=600),
+                                          backend=a.backend)
         td.barrier()
         tr.train(data if tr.topo.is_first else None, on_step=lambda s, o: done.append(time.time()))
         res.update(groups=groups, layer_seconds=secs, input_wait_s=tr.wait_s, replica_wait_s=tr.replica_wait_s)

@@ -15,17 +15,16 @@ replica_refresh_every, replica_lag, data_parallel, timeout_s). See docs/layer_pa
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lwsl_ds.config.cli_args import add_override_args, overrides_of  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line: --ds_config, --config, overrides, --parallel k=v, --resume, --backend, --local_rank."""
+    from lwsl_ds.config.cli_args import add_override_args
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ds_config", required=True, help="DeepSpeed JSON (batch size per rank, optimizer, ZeRO)")
     p.add_argument("--config", required=True, help="experiment YAML (space, data, train)")
@@ -39,57 +38,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def parallel_config(items: list[str]):
-    """``["k=v", ...]`` -> a validated ParallelConfig with mode 'layer' (YAML scalars for the values)."""
-    import yaml
-
-    from lwsl_ds.config.schema import ConfigError, from_dict
-    from lwsl_ds.parallel import ParallelConfig
-
-    raw: dict = {"mode": "layer"}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--parallel {item!r}: expected KEY=VALUE")
-        raw[key.strip()] = yaml.safe_load(value)
-    try:
-        return from_dict(ParallelConfig, raw)
-    except ConfigError as e:
-        raise ConfigError(f"--parallel: {e}") from None
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse and validate everything, then train on this rank."""
     args = parse_args(argv)
-    from lwsl_ds.common.launch_env import detect
-    from lwsl_ds.config import load_experiment
-    from lwsl_ds.config.ds_config import load_ds_config
+    from lwsl_ds.config.cli_args import overrides_of
+    from lwsl_ds.parallel.config import parallel_from_items
+    from lwsl_ds.parallel.run import run_layer_parallel
+    from lwsl_ds.supernet_run import RunRequest
 
-    cfg = load_experiment(args.config, overrides_of(args))
-    ds = load_ds_config(args.ds_config)
-    par = parallel_config(args.parallel)
-    env = detect()
-    if env.world_size % par.data_parallel:
-        from lwsl_ds.config.schema import ConfigError
-
-        raise ConfigError(f"--parallel data_parallel={par.data_parallel} does not divide the world size "
-                          f"{env.world_size}")
-    import torch
-
-    if not torch.cuda.is_available():  # CPU: split this node's cores between its ranks
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", env.world_size))
-        torch.set_num_threads(cfg.train.threads or max(1, (os.cpu_count() or 1) // max(local, 1)))
-    from lwsl_ds.common.dist import shutdown
-    from lwsl_ds.common.logging import setup_logging
-    from lwsl_ds.parallel.run import train_layer_parallel
-
-    from lwsl_ds.config.layout import claim, phase_dir
-
-    run_dir = claim(Path(args.run_dir) if args.run_dir else phase_dir(cfg, "supernet"), "supernet")
-    setup_logging(env.rank, run_dir / "train.log")
-    train_layer_parallel(cfg, ds, par, resume=args.resume, backend=args.backend, run_dir=run_dir)
-    shutdown()
-    return 0
+    req = RunRequest.load(args.config, overrides_of(args), args.ds_config, run_dir=args.run_dir, resume=args.resume,
+                          backend=args.backend)
+    return run_layer_parallel(req, parallel_from_items(args.parallel), key="--parallel data_parallel")
 
 
 if __name__ == "__main__":

@@ -99,9 +99,11 @@ def measured_groups(net: SuperNet, strategy: Strategy, images: torch.Tensor, lab
     """
     import torch.distributed as td
 
-    dist = broadcast and td.is_available() and td.is_initialized() and td.get_world_size() > 1
+    from ..common.dist import group_rank, is_multi_rank
+
+    dist = broadcast and is_multi_rank()
     payload: list = [None]
-    if not dist or td.get_rank() == 0:
+    if not dist or group_rank() == 0:
         secs = measure_layer_seconds(net, strategy, images, labels, steps=steps)
         atoms = _atoms(net, strategy)
         if groups > len(atoms):

@@ -13,11 +13,12 @@ Memory cost: 2 x depth message buffers per link.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-__all__ = ["HEADER", "Sender", "Receiver", "pack", "unpack_header"]
+__all__ = ["HEADER", "Sender", "Receiver", "LayerInputFormat", "pack", "unpack_header"]
 
 HEADER = 4  # int64 words: kind, a (step or version), b, c
 KIND_STOP, KIND_DATA = 0, 1
@@ -48,6 +49,36 @@ def payload_view(buf: torch.Tensor, offset: int, dtype: torch.dtype, shape: tupl
     n = int(torch.Size(shape).numel()) * torch.empty((), dtype=dtype).element_size()
     start = HEADER * 8 + offset
     return buf[start:start + n].view(dtype).view(shape)
+
+
+@dataclass(frozen=True)
+class LayerInputFormat:
+    """Fixed layout of one forward message: labels padded to ``batch`` (int64), then a layer input of ``shape``.
+
+    ``shape[0]`` is ``batch`` x views; a short last batch fills the front of both parts.
+    """
+
+    batch: int
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+    @property
+    def nbytes(self) -> int:
+        """Size of every message on the link."""
+        return HEADER * 8 + self.batch * 8 + int(torch.Size(self.shape).numel()) * self.dtype.itemsize
+
+    def encode(self, step: int, labels: torch.Tensor, x: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+        """The message of step ``step``: its labels and layer input ``x``."""
+        # labels padded to the fixed batch: the layer input starts at a fixed offset
+        padded = torch.zeros(self.batch, dtype=torch.int64, device=device)
+        padded[:labels.shape[0]] = labels
+        return pack(KIND_DATA, step, labels.shape[0], 0, [padded, x], self.nbytes, device)
+
+    def decode(self, buf: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(layer input, labels) of a message that carries ``batch`` samples (copies, the buffer is reused)."""
+        labels = payload_view(buf, 0, torch.int64, (self.batch,))[:batch].clone()
+        full = payload_view(buf, self.batch * 8, self.dtype, self.shape)
+        return full[:batch * (self.shape[0] // self.batch)].clone(), labels
 
 
 class Sender:

@@ -21,6 +21,15 @@ class Topology:
     data_parallel: int
     rank: int
 
+    @classmethod
+    def of_world(cls, world_size: int, data_parallel: int, rank: int,
+                 key: str = "train.parallel.data_parallel") -> "Topology":
+        """``world_size / data_parallel`` groups; refuses a width that does not divide the world, naming ``key``."""
+        from ..common.dist import check_divides
+
+        check_divides(data_parallel, world_size, key)
+        return cls(world_size // data_parallel, data_parallel, rank)
+
     def __post_init__(self) -> None:
         world = self.groups * self.data_parallel
         if not 0 <= self.rank < world:

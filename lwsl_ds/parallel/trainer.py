@@ -7,21 +7,21 @@ boundary (layer inputs are detached means), so group g starts batch t+1 as soon 
 groups form a pipeline that is only bounded by the queue depth. Greedy needs nothing else and gives the
 synchronous run's parameters exactly. Non-greedy reads the next group's first layer: see ``replica.py``.
 
-Example (every rank of a ``torchrun --nproc_per_node 2`` job)::
+Built by :func:`lwsl_ds.parallel.factory.build_layer_parallel_trainer` (every rank of a
+``torchrun --nproc_per_node 2`` job)::
 
-    trainer = LayerParallelTrainer(net, get_strategy("greedy"), ds_config, layer_groups="auto",
-                                   parallel=ParallelConfig(mode="layer"), seed=0, total_steps=100)
+    trainer = build_layer_parallel_trainer(net, get_strategy("greedy"), ds_config, layer_groups="auto",
+                                           parallel=ParallelConfig(mode="layer"), seed=0, total_steps=100)
     trainer.train(batches if trainer.topo.is_first else None, max_steps=100)
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 
@@ -30,14 +30,14 @@ from ..engines.plan import GroupPlan
 from ..space import SuperNet
 from ..strategies.base import StepOutput, step_rng
 from ..strategies.layerwise import LayerwiseStrategy
-from .channel import KIND_DATA, KIND_STOP, Receiver, Sender, pack, payload_view
+from .channel import KIND_STOP, LayerInputFormat, Receiver, Sender
 from .config import ParallelConfig
-from .replica import ReplicaOwner, ReplicaReceiver, replica_modules
-from .stage import StageBackend, group_step
-from .topology import Topology, build_comms
+from .replica import ReplicaOwner, ReplicaReceiver
+from .stage import group_step
+from .topology import Topology
 from .watchdog import Watchdog
 
-__all__ = ["LayerParallelTrainer", "latest_complete_tag", "release_unowned"]
+__all__ = ["LayerParallelTrainer", "Links", "latest_complete_tag", "release_unowned"]
 
 TAG = re.compile(r"^step(\d+)$")
 
@@ -66,96 +66,33 @@ def latest_complete_tag(ckpt_dir: str | Path, world_size: int) -> str | None:
     return None
 
 
+@dataclass
+class Links:
+    """One rank's ends of the pipeline: layer inputs in and out (with their message layouts), the replica links."""
+
+    recv: Optional[Receiver] = None                # from (g-1, d); not on the first group
+    fmt_in: Optional[LayerInputFormat] = None
+    send: Optional[Sender] = None                  # to (g+1, d); not on the last group
+    fmt_out: Optional[LayerInputFormat] = None
+    replica: Optional[ReplicaReceiver] = None      # non-greedy: the next group's first layer, read-only
+    owner: Optional[ReplicaOwner] = None           # non-greedy: refreshes of this group's first layer, sent back
+
+
 class LayerParallelTrainer:
     """One rank of a layer-parallel run: its group's backend, its links, its replica, the step loop."""
 
-    def __init__(self, net: SuperNet, strategy: LayerwiseStrategy, ds_config: Mapping[str, Any], *,
-                 layer_groups="auto", auto_groups: int | None = None, auto_cost: str = "flops",
-                 parallel: ParallelConfig = ParallelConfig(mode="layer"), seed: int = 0, total_steps: int = 1,
-                 group_overrides: Mapping[Any, Mapping[str, Any]] | None = None, batch_size: int | None = None,
-                 release: bool = True, backend: str = "reference", job_name: str = "train",
-                 monitor_dir: str | Path | None = None) -> None:
-        import torch.distributed as td
-
-        from ..config.ds_config import micro_batch_size
-
-        if not isinstance(strategy, LayerwiseStrategy):
-            raise ConfigError(f"train.parallel.mode=layer: strategy {strategy.name!r} back-propagates end-to-end "
-                              "through every layer group; layer-parallel training supports greedy and non_greedy")
-        if not td.is_initialized():
-            raise RuntimeError("layer-parallel training needs a process group (lwsl_ds.common.dist.init_distributed)")
-        world, rank = td.get_world_size(), td.get_rank()
-        D = parallel.data_parallel
-        if world % D:
-            raise ConfigError(f"train.parallel.data_parallel={D} does not divide the world size {world}")
-        G = world // D
-        self.plan = GroupPlan.build(net, strategy, layer_groups, auto_groups=auto_groups or G, auto_cost=auto_cost)
-        if len(self.plan.groups) != G:
-            raise ConfigError(f"train.parallel.mode=layer: {len(self.plan.groups)} layer groups "
-                              f"{self.plan.groups} but world size {world} / data_parallel {D} = {G} rank sets; "
-                              "use layer_groups: auto (auto_groups = world / data_parallel) or launch "
-                              f"{len(self.plan.groups) * D} ranks")
-        self.net, self.strategy, self.cfg, self.seed = net, strategy, parallel, seed
-        self.topo = Topology(G, D, rank)
-        self.comms = build_comms(self.topo)
-        g = self.topo.group
-        self.layers = self.plan.groups[g]
-        if backend == "deepspeed":
-            from .ds_stage import DeepSpeedStageBackend
-
-            self.backend: Any = DeepSpeedStageBackend(self.plan, g, ds_config, dp_group=self.comms.dp,
-                                                      solo_group=self.comms.solo, total_steps=total_steps,
-                                                      group_overrides=group_overrides, job_name=job_name,
-                                                      monitor_dir=monitor_dir)
-        elif backend == "reference":
-            self.backend = StageBackend(self.plan, g, ds_config, total_steps=total_steps,
-                                        group_overrides=group_overrides, dp_group=self.comms.dp)
-        else:
-            raise ValueError(f"unknown backend {backend!r}; choose 'deepspeed' or 'reference'")
-        self.batch = batch_size or micro_batch_size(ds_config, 1)
-        self.views = net.objective.views
-        non_greedy = strategy.name == "non_greedy"
-        rep_next = replica_modules(net, self.plan.groups[g + 1][0]) if non_greedy and not self.topo.is_last else []
-        own_first = replica_modules(net, self.layers[0]) if non_greedy and g > 0 else []
-        if release:  # each rank holds only its group (+ the replica): the point of layer parallelism
-            release_unowned(net, [u.module for u in self.plan.units[g]] + rep_next)
-        dev = next(p for u in self.plan.units[g] for p in u.module.parameters()).device
-        self.device, self.dtype = dev, next(p for u in self.plan.units[g] for p in u.module.parameters()).dtype
-        depth = parallel.queue_depth
-        self.recv = self.send = None
-        if not self.topo.is_first:
-            prev = self.plan.groups[g - 1][-1]
-            self.in_shape = self._shape(prev)
-            self.recv = Receiver(self.topo.rank_of(g - 1, self.topo.data_rank), self.comms.fwd_in, depth,
-                                 self._msg_bytes(self.in_shape), dev)
-        if not self.topo.is_last:
-            self.out_shape = self._shape(self.layers[-1])
-            self.send = Sender(self.topo.rank_of(g + 1, self.topo.data_rank), self.comms.fwd_out, depth,
-                               self._msg_bytes(self.out_shape))
-        K, L = parallel.replica_refresh_every, parallel.replica_lag
-        self.replica = (ReplicaReceiver(rep_next, self.topo.rank_of(g + 1, self.topo.data_rank), self.comms.replica_in,
-                                        K, L) if rep_next else None)
-        self.owner = (ReplicaOwner(own_first, self.topo.rank_of(g - 1, self.topo.data_rank), self.comms.replica_out,
-                                   K, L, depth) if own_first else None)
+    def __init__(self, net: SuperNet, strategy: LayerwiseStrategy, plan: GroupPlan, topo: Topology, backend: Any,
+                 links: Links, *, parallel: ParallelConfig, seed: int, device: torch.device) -> None:
+        """Hold one rank's parts as given; :func:`~lwsl_ds.parallel.factory.build_layer_parallel_trainer` builds
+        and validates them."""
+        self.net, self.strategy, self.plan, self.topo, self.backend = net, strategy, plan, topo, backend
+        self.cfg, self.seed, self.device = parallel, seed, device
+        self.layers = plan.groups[topo.group]
+        self.recv, self.send, self.replica, self.owner = links.recv, links.send, links.replica, links.owner
+        self.fmt_in, self.fmt_out = links.fmt_in, links.fmt_out
         self.step_count = 0
         self.wait_s = 0.0  # time blocked on receiving layer inputs
         self.replica_wait_s = 0.0  # time blocked on the next group's replica refreshes
-
-    # ---- messages ---------------------------------------------------------------------------------
-    def _shape(self, layer: int) -> tuple[int, ...]:
-        spec = self.net.space.layers[layer]
-        r = spec.out_resolution
-        return (self.batch * self.views, spec.out_channels, r, r)
-
-    def _msg_bytes(self, shape: tuple[int, ...]) -> int:
-        from .channel import HEADER
-
-        return HEADER * 8 + self.batch * 8 + int(torch.Size(shape).numel()) * self.dtype.itemsize
-
-    def _decode(self, buf: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        labels = payload_view(buf, 0, torch.int64, (self.batch,))[:batch].clone()
-        full = payload_view(buf, self.batch * 8, self.dtype, self.in_shape)
-        return full[:batch * self.views].clone(), labels
 
     # ---- the loop ---------------------------------------------------------------------------------
     def train(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]] | None, *, start_step: int = 0,
@@ -196,17 +133,13 @@ class LayerParallelTrainer:
                     if sent_step != step:
                         raise RuntimeError(f"rank {self.topo.rank}: received batch of step {sent_step}, expected "
                                            f"{step} (the ranks resumed from different checkpoints?)")
-                    x, labels = self._decode(buf, batch)
+                    x, labels = self.fmt_in.decode(buf, batch)  # type: ignore[union-attr]
                 ensure = (lambda s=step: self.replica.ensure(s)) if self.replica is not None else None
                 out, nxt = group_step(self.strategy, self.net, self.layers, x, labels, self.backend,
                                       step_rng(self.seed, step), before_last_layer=ensure)
                 self.backend.step()
                 if self.send is not None:
-                    # labels padded to the fixed batch: the layer input starts at a fixed offset
-                    padded = torch.zeros(self.batch, dtype=torch.int64, device=self.device)
-                    padded[:labels.shape[0]] = labels
-                    self.send.send(pack(KIND_DATA, step, labels.shape[0], 0, [padded, nxt], self.send.nbytes,
-                                        self.device))
+                    self.send.send(self.fmt_out.encode(step, labels, nxt, self.device))  # type: ignore[union-attr]
                 del x, nxt
                 self.step_count = step + 1
                 if self.owner is not None:
@@ -253,13 +186,14 @@ class LayerParallelTrainer:
         d = Path(ckpt_dir) / tag
         d.mkdir(parents=True, exist_ok=True)
         r = self.topo.rank
-        tmp = d / f"rank{r}.pt.tmp"
+        from ..common.atomic import atomic_path, write_json_atomic
         from ..common.safe_io import file_sha256, save_tensor_file
 
-        save_tensor_file(self.state_dict(), tmp)
-        os.replace(tmp, d / f"rank{r}.pt")
+        with atomic_path(d / f"rank{r}.pt") as tmp:
+            save_tensor_file(self.state_dict(), tmp)
         # the marker, written last, holds the file's SHA-256: load() checks it before reading anything
-        (d / f"rank{r}.done").write_text(json.dumps({"step": self.step_count, "sha256": file_sha256(d / f"rank{r}.pt")}))
+        write_json_atomic(d / f"rank{r}.done", {"step": self.step_count, "sha256": file_sha256(d / f"rank{r}.pt")},
+                          indent=None)
         self.prune(Path(ckpt_dir), keep)
         return d
 

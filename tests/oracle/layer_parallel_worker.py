@@ -20,13 +20,13 @@ GROUPS = [[0, 1], [2, 3]]
 
 def run_job(out: Path, strategy: str, backend: str) -> None:
     """Train one job on this rank and write its owned units."""
-    from lwsl_ds.parallel import LayerParallelTrainer, ParallelConfig
+    from lwsl_ds.parallel import ParallelConfig, build_layer_parallel_trainer
     from lwsl_ds.strategies import get_strategy
     from tests.engines.harness import batches, ds_config, tiny_net
 
     cfg = ParallelConfig(mode="layer", data_parallel=1, replica_lag=0, replica_refresh_every=1, timeout_s=120)
-    trainer = LayerParallelTrainer(tiny_net().double(), get_strategy(strategy), ds_config(0), layer_groups=GROUPS,
-                                   parallel=cfg, seed=0, total_steps=10, backend=backend)
+    trainer = build_layer_parallel_trainer(tiny_net().double(), get_strategy(strategy), ds_config(0),
+                                           layer_groups=GROUPS, parallel=cfg, seed=0, total_steps=10, backend=backend)
     data = [(x.double(), y) for x, y in batches(STEPS)] if trainer.topo.is_first else None
     trainer.train(data)
     g = trainer.topo.group

@@ -88,3 +88,44 @@ def test_measured_groups_keep_non_greedy_head_layers_together():
         measured_groups(net, strat, x, y, 4, steps=1, broadcast=False)
     g2, _ = measured_groups(net, get_strategy("greedy"), x, y, 2, steps=1, broadcast=False)
     assert len(g2) == 2 and sum(g2, []) == [0, 1, 2, 3]
+
+
+def test_topology_of_world_refuses_a_width_that_does_not_divide_naming_the_key():
+    t = Topology.of_world(6, 2, 5)
+    assert (t.groups, t.data_parallel, t.group, t.data_rank) == (3, 2, 2, 1)
+    with pytest.raises(ConfigError, match=r"--parallel data_parallel=4 does not divide the world size 6"):
+        Topology.of_world(6, 4, 0, key="--parallel data_parallel")
+
+
+def test_parallel_from_items_parses_yaml_values_and_names_bad_items():
+    from lwsl_ds.parallel.config import parallel_from_items
+
+    par = parallel_from_items(["replica_lag=0", "timeout_s=12.5"])
+    assert (par.mode, par.replica_lag, par.timeout_s) == ("layer", 0, 12.5)
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parallel_from_items(["replica_lag"])
+    with pytest.raises(ConfigError, match=r"^--parallel: .*queue_depth"):
+        parallel_from_items(["queue_depth=0"])
+
+
+def test_layer_input_format_roundtrip_with_a_short_batch_and_two_views():
+    from lwsl_ds.parallel.channel import LayerInputFormat
+
+    fmt = LayerInputFormat(batch=4, shape=(8, 5, 3, 3), dtype=torch.float32)
+    assert fmt.nbytes == 32 + 4 * 8 + 8 * 5 * 9 * 4
+    labels, x = torch.tensor([2, 7, 1]), torch.randn(6, 5, 3, 3)  # 3 samples x 2 views: a short last batch
+    buf = fmt.encode(11, labels, x, "cpu")
+    assert buf.numel() == fmt.nbytes and unpack_header(buf) == (KIND_DATA, 11, 3, 0)
+    got_x, got_labels = fmt.decode(buf, 3)
+    assert torch.equal(got_x, x) and torch.equal(got_labels, labels)
+
+
+def test_factory_refuses_spos_and_a_group_count_that_is_not_the_rank_sets():
+    from lwsl_ds.parallel.factory import layer_plan, require_layerwise
+
+    with pytest.raises(ConfigError, match="train.strategy=spos with parallel.mode=layer"):
+        require_layerwise(get_strategy("spos"))
+    net, strategy = tiny_net(), get_strategy("greedy")
+    assert layer_plan(net, strategy, [[0, 1], [2, 3]], Topology(2, 1, 0)).groups == [[0, 1], [2, 3]]
+    with pytest.raises(ConfigError, match=r"3 layer groups .* world size 4 / data_parallel 2 = 2 rank sets"):
+        layer_plan(net, strategy, [[0], [1], [2, 3]], Topology(2, 2, 0))

@@ -56,15 +56,16 @@ def run_job(out: Path, job: dict[str, str]) -> None:
     """Train one job on this rank and write its result file."""
     if job["mode"] == "sync":
         return run_sync(out, job)
-    from lwsl_ds.parallel import LayerParallelTrainer, ParallelConfig
+    from lwsl_ds.parallel import ParallelConfig, build_layer_parallel_trainer
     from lwsl_ds.strategies import get_strategy
     from tests.engines.harness import batches, ds_config, tiny_net
 
     groups = [[int(i) for i in g.split(".")] for g in job["groups"].split("-")]
     cfg = ParallelConfig(mode="layer", data_parallel=int(job["dp"]), replica_lag=int(job["lag"]),
                          replica_refresh_every=int(job["every"]), timeout_s=float(job["timeout"]))
-    trainer = LayerParallelTrainer(tiny_net(), get_strategy(job["strategy"]), ds_config(int(job["zero"])),
-                                   layer_groups=groups, parallel=cfg, seed=0, total_steps=10, backend=job["backend"])
+    trainer = build_layer_parallel_trainer(tiny_net(), get_strategy(job["strategy"]), ds_config(int(job["zero"])),
+                                           layer_groups=groups, parallel=cfg, seed=0, total_steps=10,
+                                           backend=job["backend"])
     rank = trainer.topo.rank
     start = trainer.load(out / job["resume"] / "ckpt") if job["resume"] else 0
     steps = int(job["steps"])
