@@ -1,6 +1,6 @@
 """``layer_groups: auto`` for layer-parallel runs: contiguous groups balanced by *measured* time per layer.
 
-The engines' ``auto`` balances MACs; a pipeline is paced by its slowest stage in seconds, and on CPU the
+The engines' ``auto`` balances MACs; a pipeline is paced by its slowest layer group in seconds, and on CPU the
 depth-wise convolutions, squeeze-excite and decoders cost far more time per MAC than point-wise
 convolutions. So: time a few synchronous steps phase by phase (stem counts to layer 0; the strategy's
 own phases, every choice forward + backward + decoder), take the median per layer, and split with the

@@ -25,11 +25,11 @@ from ..strategies.layerwise import LayerwiseStrategy
 from .channel import LayerInputFormat, Receiver, Sender
 from .config import ParallelConfig
 from .replica import ReplicaOwner, ReplicaReceiver, replica_modules
-from .stage import StageBackend
+from .group_backend import ReferenceGroupBackend
 from .topology import Comms, Topology, build_comms
 from .trainer import LayerParallelTrainer, Links, release_unowned
 
-__all__ = ["build_layer_parallel_trainer", "require_layerwise", "world_topology", "layer_plan", "stage_backend",
+__all__ = ["build_layer_parallel_trainer", "require_layerwise", "world_topology", "layer_plan", "group_backend_of",
            "build_links"]
 
 
@@ -61,18 +61,18 @@ def layer_plan(net: SuperNet, strategy: LayerwiseStrategy, layer_groups: Any, to
     return plan
 
 
-def stage_backend(kind: str, plan: GroupPlan, group: int, ds_config: Mapping[str, Any], comms: Comms, *,
+def group_backend_of(kind: str, plan: GroupPlan, group: int, ds_config: Mapping[str, Any], comms: Comms, *,
                   total_steps: int, group_overrides: Optional[Mapping[Any, Mapping[str, Any]]] = None,
                   job_name: str = "train", monitor_dir: str | Path | None = None) -> Any:
     """The update backend of this rank's layer group: its DeepSpeed engine, or plain PyTorch (``reference``)."""
     if kind == "deepspeed":
-        from .ds_stage import DeepSpeedStageBackend
+        from .ds_group_backend import DeepSpeedGroupBackend
 
-        return DeepSpeedStageBackend(plan, group, ds_config, dp_group=comms.dp, solo_group=comms.solo,
+        return DeepSpeedGroupBackend(plan, group, ds_config, dp_group=comms.dp, solo_group=comms.solo,
                                      total_steps=total_steps, group_overrides=group_overrides, job_name=job_name,
                                      monitor_dir=monitor_dir)
     if kind == "reference":
-        return StageBackend(plan, group, ds_config, total_steps=total_steps, group_overrides=group_overrides,
+        return ReferenceGroupBackend(plan, group, ds_config, total_steps=total_steps, group_overrides=group_overrides,
                             dp_group=comms.dp)
     raise ValueError(f"unknown backend {kind!r}; choose 'deepspeed' or 'reference'")
 
@@ -123,7 +123,7 @@ def build_layer_parallel_trainer(net: SuperNet, strategy: LayerwiseStrategy, ds_
     topo = topology or world_topology(parallel.data_parallel)
     plan = layer_plan(net, strategy, layer_groups, topo, auto_groups=auto_groups, auto_cost=auto_cost)
     comms = build_comms(topo)
-    stage = stage_backend(backend, plan, topo.group, ds_config, comms, total_steps=total_steps,
+    group_backend = group_backend_of(backend, plan, topo.group, ds_config, comms, total_steps=total_steps,
                           group_overrides=group_overrides, job_name=job_name, monitor_dir=monitor_dir)
     g, non_greedy = topo.group, strategy.name == "non_greedy"
     rep_next = replica_modules(net, plan.groups[g + 1][0]) if non_greedy and not topo.is_last else []
@@ -133,4 +133,4 @@ def build_layer_parallel_trainer(net: SuperNet, strategy: LayerwiseStrategy, ds_
     links = build_links(net, plan, topo, comms, parallel, batch=batch_size or micro_batch_size(ds_config, 1),
                         rep_next=rep_next, own_first=own_first)
     device = next(p for u in plan.units[g] for p in u.module.parameters()).device
-    return LayerParallelTrainer(net, strategy, plan, topo, stage, links, parallel=parallel, seed=seed, device=device)
+    return LayerParallelTrainer(net, strategy, plan, topo, group_backend, links, parallel=parallel, seed=seed, device=device)

@@ -33,7 +33,7 @@ from ..strategies.layerwise import LayerwiseStrategy
 from .channel import KIND_STOP, LayerInputFormat, Receiver, Sender
 from .config import ParallelConfig
 from .replica import ReplicaOwner, ReplicaReceiver
-from .stage import group_step
+from .group_backend import group_step
 from .topology import Topology
 from .watchdog import Watchdog
 

@@ -10,7 +10,7 @@ from lwsl_ds.parallel import ParallelConfig, Topology
 from lwsl_ds.parallel.balance import _atoms, measured_groups
 from lwsl_ds.parallel.channel import KIND_DATA, pack, payload_view, unpack_header
 from lwsl_ds.parallel.replica import flat_params, load_flat, needed_version, replica_modules
-from lwsl_ds.parallel.stage import replay_draws
+from lwsl_ds.parallel.group_backend import replay_draws
 from lwsl_ds.strategies import get_strategy, step_rng
 from tests.engines.harness import tiny_net
 

@@ -6,11 +6,11 @@ the same order of backward calls and the same random draws (the draws of earlier
 replayed from the per-step RNG without computing anything, so every group sees exactly the choices the
 synchronous run samples).
 
-``StageBackend`` is the plain-PyTorch update backend of one group: the group's optimizer, schedule and
+``ReferenceGroupBackend`` is the plain-PyTorch update backend of one group: the group's optimizer, schedule and
 clipping, gradients averaged over the group's data-parallel ranks only. It follows
 :class:`lwsl_ds.engines.ReferenceBackend` step for step (that class averages over the whole world, which
 is wrong when the world holds other groups). ``OneGroupBackend`` holds what it shares with the DeepSpeed
-backend of one group (ds_stage.py): the plan, the group, its units and optimizer, the refusal of other
+backend of one group (ds_group_backend.py): the plan, the group, its units and optimizer, the refusal of other
 groups' layers, freezing and the units' state.
 """
 
@@ -27,7 +27,7 @@ from ..space import SuperNet
 from ..strategies.base import NULL_TRACKER, StepOutput, Tracker, UpdateBackend
 from ..strategies.layerwise import LayerwiseStrategy
 
-__all__ = ["group_step", "replay_draws", "OneGroupBackend", "StageBackend"]
+__all__ = ["group_step", "replay_draws", "OneGroupBackend", "ReferenceGroupBackend"]
 
 T = TypeVar("T")
 
@@ -105,7 +105,7 @@ class OneGroupBackend:
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-class StageBackend(OneGroupBackend):
+class ReferenceGroupBackend(OneGroupBackend):
     """Plain-PyTorch update backend of one layer group (optimizer over its units only)."""
 
     kind = "reference"

@@ -22,9 +22,9 @@ import torch
 from ..engines.deepspeed_engines import anchor_of, build_group_engine, check_window, micro_step
 from ..engines.optim import set_frozen
 from ..engines.plan import GroupPlan, group_override
-from .stage import OneGroupBackend
+from .group_backend import OneGroupBackend
 
-__all__ = ["GroupMPU", "DeepSpeedStageBackend"]
+__all__ = ["GroupMPU", "DeepSpeedGroupBackend"]
 
 T = TypeVar("T")
 
@@ -62,7 +62,7 @@ class GroupMPU:
         return 0
 
 
-class DeepSpeedStageBackend(OneGroupBackend):
+class DeepSpeedGroupBackend(OneGroupBackend):
     """Update backend over the DeepSpeed engine of one layer group (data parallel inside the group)."""
 
     kind = "deepspeed"
