@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 PHASES = {
     "train": ("launchers/train.py", "super-net training: spos, greedy or non_greedy, one DeepSpeed engine per layer group"),
-    "search": ("launchers/search.py", "evolutionary search under FLOPs/params limits with inherited super-net weights"),
+    "search": ("launchers/search.py", "evolutionary search under MACs/params limits with inherited super-net weights"),
     "retrain": ("launchers/retrain.py", "train the found architecture from scratch (DeepSpeed, one or many nodes)"),
     "rank": ("launchers/rank.py", "ranking correlation (Kendall tau) against ground truth, and representation shift"),
     "groundtruth": ("launchers/groundtruth.py", "ground truth for a space without a table: briefly train K sampled "
