@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's lwsl_ds, not the venv's
 
 from lwsl_ds.config.schema import ConfigError, from_dict  # noqa: E402
 from lwsl_ds.config.sections.memory import MemoryConfig  # noqa: E402
