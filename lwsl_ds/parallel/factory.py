@@ -77,24 +77,30 @@ def group_backend_of(kind: str, plan: GroupPlan, group: int, ds_config: Mapping[
     raise ValueError(f"unknown backend {kind!r}; choose 'deepspeed' or 'reference'")
 
 
-def layer_input_format(net: SuperNet, layer: int, batch: int, dtype: torch.dtype) -> LayerInputFormat:
-    """Layout of the messages that carry ``layer``'s output (``batch`` samples x the objective's views)."""
-    spec = net.space.layers[layer]
+def layer_input_format(net: SuperNet, layer: int, batch: int, dtype: torch.dtype,
+                       resolution: Optional[int] = None) -> LayerInputFormat:
+    """Layout of the messages that carry ``layer``'s output (``batch`` samples x the objective's views).
+
+    The super-net runs at any input side (convolutions and global pooling), so the data's ``resolution``,
+    not the space's, sets the feature-map sides; the space re-derived at that side gives them.
+    """
+    space = net.space if resolution in (None, net.space.resolution) else net.space.with_overrides(resolution)
+    spec = space.layers[layer]
     r = spec.out_resolution
     return LayerInputFormat(batch, (batch * net.objective.views, spec.out_channels, r, r), dtype)
 
 
 def build_links(net: SuperNet, plan: GroupPlan, topo: Topology, comms: Comms, parallel: ParallelConfig, *,
-                batch: int, rep_next: list, own_first: list) -> Links:
+                batch: int, rep_next: list, own_first: list, resolution: Optional[int] = None) -> Links:
     """This rank's links, created in a fixed order (receives are posted at once): in, out, replica, owner."""
     g, d, depth = topo.group, topo.data_rank, parallel.queue_depth
     first = next(p for u in plan.units[g] for p in u.module.parameters())
     links = Links()
     if not topo.is_first:
-        links.fmt_in = layer_input_format(net, plan.groups[g - 1][-1], batch, first.dtype)
+        links.fmt_in = layer_input_format(net, plan.groups[g - 1][-1], batch, first.dtype, resolution)
         links.recv = Receiver(topo.rank_of(g - 1, d), comms.fwd_in, depth, links.fmt_in.nbytes, first.device)
     if not topo.is_last:
-        links.fmt_out = layer_input_format(net, plan.groups[g][-1], batch, first.dtype)
+        links.fmt_out = layer_input_format(net, plan.groups[g][-1], batch, first.dtype, resolution)
         links.send = Sender(topo.rank_of(g + 1, d), comms.fwd_out, depth, links.fmt_out.nbytes)
     K, L = parallel.replica_refresh_every, parallel.replica_lag
     if rep_next:
@@ -111,11 +117,14 @@ def build_layer_parallel_trainer(net: SuperNet, strategy: LayerwiseStrategy, ds_
                                  group_overrides: Optional[Mapping[Any, Mapping[str, Any]]] = None,
                                  batch_size: Optional[int] = None, release: bool = True, backend: str = "reference",
                                  job_name: str = "train", monitor_dir: str | Path | None = None,
-                                 topology: Optional[Topology] = None) -> LayerParallelTrainer:
+                                 topology: Optional[Topology] = None,
+                                 resolution: Optional[int] = None) -> LayerParallelTrainer:
     """This rank's trainer: layer groups, the group's update backend, links and replicas, each checked once.
 
     ``topology`` defaults to this rank's place in the process group; ``batch_size`` to the ds_config's
-    per-rank batch; ``release`` moves the modules of other groups to ``meta`` (the point of the mode).
+    per-rank batch; ``release`` moves the modules of other groups to ``meta`` (the point of the mode);
+    ``resolution`` is the side of the images the data delivers (default: the space's), which fixes the
+    shape of every message between groups.
     """
     from ..config.ds_config import micro_batch_size
 
@@ -124,13 +133,13 @@ def build_layer_parallel_trainer(net: SuperNet, strategy: LayerwiseStrategy, ds_
     plan = layer_plan(net, strategy, layer_groups, topo, auto_groups=auto_groups, auto_cost=auto_cost)
     comms = build_comms(topo)
     group_backend = group_backend_of(backend, plan, topo.group, ds_config, comms, total_steps=total_steps,
-                          group_overrides=group_overrides, job_name=job_name, monitor_dir=monitor_dir)
+                                     group_overrides=group_overrides, job_name=job_name, monitor_dir=monitor_dir)
     g, non_greedy = topo.group, strategy.name == "non_greedy"
     rep_next = replica_modules(net, plan.groups[g + 1][0]) if non_greedy and not topo.is_last else []
     own_first = replica_modules(net, plan.groups[g][0]) if non_greedy and g > 0 else []
     if release:  # each rank holds only its group (+ the replica): the point of layer parallelism
         release_unowned(net, [u.module for u in plan.units[g]] + rep_next)
     links = build_links(net, plan, topo, comms, parallel, batch=batch_size or micro_batch_size(ds_config, 1),
-                        rep_next=rep_next, own_first=own_first)
+                        rep_next=rep_next, own_first=own_first, resolution=resolution)
     device = next(p for u in plan.units[g] for p in u.module.parameters()).device
     return LayerParallelTrainer(net, strategy, plan, topo, group_backend, links, parallel=parallel, seed=seed, device=device)

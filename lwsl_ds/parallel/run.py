@@ -73,7 +73,8 @@ def train_layer_parallel(req: RunRequest, par: ParallelConfig, topo: Topology, r
     trainer = build_layer_parallel_trainer(run.net, run.strategy, req.ds, layer_groups=groups, parallel=par,
                                            seed=run.seed, total_steps=run.total, group_overrides=t.group_overrides,
                                            batch_size=run.batch, backend=req.backend, job_name=req.cfg.name,
-                                           monitor_dir=run_dir / "monitor", topology=topo)
+                                           monitor_dir=run_dir / "monitor", topology=topo,
+                                           resolution=run.data_cfg.out_resolution)
     if topo.rank == 0:
         _write_records(req, run, par, run_dir, groups, secs, world=topo.world_size, first=not resumed)
         log.info("layer-parallel: %d groups x %d data ranks, groups %s, %d steps\n%s", topo.groups,
@@ -127,8 +128,8 @@ def _layer_groups(run: SuperNetRun, groups: int, run_dir: Path, resumed: bool) -
 
     t = run.cfg.train
     # drawn on every rank, also when unused: the global RNG then continues as in every other run
-    probe = torch.randn(run.batch * run.views, run.space.in_channels, run.space.resolution, run.space.resolution,
-                        device=device())
+    r = run.data_cfg.out_resolution  # the side the images arrive at, which may differ from the space's
+    probe = torch.randn(run.batch * run.views, run.space.in_channels, r, r, device=device())
     saved = run_dir / "layer_groups.json"
     if resumed and saved.exists():  # re-measuring could move a boundary: keep the saved one
         return json.loads(saved.read_text())["groups"], None

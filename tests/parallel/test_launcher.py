@@ -56,3 +56,15 @@ def test_two_rank_run_writes_supernet_metrics_and_checkpoints(tmp_path: Path):
     moved = [k for k, v in net.state_dict().items() if v.is_floating_point() and not torch.equal(v, fresh[k])]
     assert any(k.startswith("stem.") for k in moved) and any(k.startswith("head.") for k in moved)
     assert not any(k.startswith("stem_decoder.") for k in moved)  # non-greedy never uses the stem's decoder
+
+
+def test_data_resolution_other_than_the_space_s(tmp_path: Path):
+    """Images at 40 px through a space declared at 32 px: the messages between groups carry 40-px feature maps."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(LAUNCHER),
+           "--ds_config", "ds_configs/train_cpu.json", "--config", "configs/train_demo.yaml",
+           f"run_root={tmp_path}", "train.layer_groups=auto", "train.strategy=greedy", "train.max_steps=2",
+           "data.resolution=40"]
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert (tmp_path / "train_demo" / "supernet" / "supernet.pt").is_file()
