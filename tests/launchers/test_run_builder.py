@@ -3,6 +3,9 @@ and the layer-parallel checks that must fail before any process group exists."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,13 +22,6 @@ TINY = ["space.resolution=16", "data.resolution=16", "data.max_per_class=8", "da
 def _request(tmp_path: Path, *extra: str, **kw) -> RunRequest:
     return RunRequest.load(REPO / "configs/train_demo.yaml", [f"run_root={tmp_path}", *TINY, *extra],
                            REPO / "ds_configs/train_cpu.json", **kw)
-
-
-@pytest.fixture
-def single_process(monkeypatch):
-    """No launcher variables: in-process engine tests may have exported a rank into this process."""
-    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE"):
-        monkeypatch.delenv(k, raising=False)
 
 
 def test_request_seed_and_fingerprint(tmp_path):
@@ -65,15 +61,32 @@ def test_save_supernet_is_atomic(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["supernet.pt"]
 
 
-def test_layer_parallel_refusals_come_before_any_process_group(tmp_path, single_process):
-    import torch.distributed as td
-
-    from lwsl_ds.parallel import ParallelConfig
-    from lwsl_ds.parallel.run import run_layer_parallel
-
-    req = _request(tmp_path, "train.strategy=spos")
-    with pytest.raises(ConfigError, match=r"--parallel data_parallel=2 does not divide the world size 1"):
-        run_layer_parallel(req, ParallelConfig(mode="layer", data_parallel=2), key="--parallel data_parallel")
-    with pytest.raises(ConfigError, match=r"train.strategy=spos with parallel.mode=layer"):
-        run_layer_parallel(req, ParallelConfig(mode="layer"))
-    assert not td.is_initialized() and not (tmp_path / "train_demo").exists()  # nothing created either
+def test_layer_parallel_refusals_come_before_any_process_group(tmp_path):
+    # A fresh interpreter: in-process engine tests of the same session may have created a process group.
+    script = f"""
+import sys, torch.distributed as td
+sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})
+from lwsl_ds.config import ConfigError
+from lwsl_ds.parallel import ParallelConfig
+from lwsl_ds.parallel.run import run_layer_parallel
+from test_run_builder import _request
+from pathlib import Path
+req = _request(Path({str(tmp_path)!r}), "train.strategy=spos")
+for par, kw, want in ((ParallelConfig(mode="layer", data_parallel=2), {{"key": "--parallel data_parallel"}},
+                       "--parallel data_parallel=2 does not divide the world size 1"),
+                      (ParallelConfig(mode="layer"), {{}}, "train.strategy=spos with parallel.mode=layer")):
+    try:
+        run_layer_parallel(req, par, **kw)
+    except ConfigError as e:
+        assert want in str(e), str(e)
+    else:
+        raise SystemExit("not refused")
+assert not td.is_initialized(), "a process group was created before the refusal"
+print("ok")
+"""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE")}
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stdout[-2000:] + out.stderr[-2000:]
+    assert not (tmp_path / "train_demo").exists()  # nothing created either
