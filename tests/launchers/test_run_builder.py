@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from lwsl_ds.config import ConfigError
 from lwsl_ds.supernet_run import RunRequest, build_run, run_seed, save_supernet
 
 REPO = Path(__file__).resolve().parents[2]
