@@ -32,3 +32,13 @@ def nasbench_table(shared_data: Path) -> dict:
     import json
 
     return json.loads((shared_data / "nas-bench-macro" / "nas-bench-macro_cifar10.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module: on a shared 2-core machine two spinning OpenMP threads run several
+    times slower (use with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
