@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's lwsl_ds, not the venv's
 
-from lwsl_ds.config.cli_args import add_override_args, overrides_of  # noqa: E402
+from lwsl_ds.config.cli_args import add_override_args, launcher_parser, overrides_of  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line: config, ds_config, output folder, number of archs, steps, seed, overrides."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = launcher_parser(__doc__)
     p.add_argument("--config", default=None, help="experiment YAML (space, data, retrain sections); with "
                                                   "--checkpoint, on top of that run's recorded config")
     p.add_argument("--checkpoint", default=None, help="a trained super-net folder: its recorded config is the "
@@ -37,7 +37,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=60, help="optimizer steps per arch")
     p.add_argument("--seed", type=int, default=0, help="seed of the arch sample")
     p.add_argument("--strata", type=int, default=None, help="FLOPs bins of the sample (default: archs // 2)")
-    p.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # passed by `deepspeed`
     add_override_args(p)
     return p.parse_args(argv)
 

@@ -25,19 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line: config, checkpoint, output folder, overrides."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--config", default=None, help="experiment YAML (rank, search sections) on top of the run's "
-                                                  "recorded config (default: the run's own)")
-    p.add_argument("--checkpoint", default=None, help="folder of a trained super-net (or a supernet.pt); default: "
-                                                      "<run_root>/<name>/supernet of --config")
+    from lwsl_ds.config.cli_args import add_override_args, add_supernet_args, launcher_parser
+
+    p = launcher_parser(__doc__)
+    add_supernet_args(p, "rank and search sections")
     p.add_argument("--out", default=None, help="output folder (default: rank/ next to the super-net folder)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override, e.g. rank.num_archs=100 (repeatable; same as a trailing KEY=VALUE)")
     p.add_argument("--device", default=None, help="torch device (default: this rank's GPU, else cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--title", default="", help="label put before the figure titles (e.g. the strategy)")
-    p.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # passed by `deepspeed`
-    p.add_argument("overrides", nargs="*", help="config overrides key.path=value")
+    add_override_args(p)
     return p.parse_args(argv)
 
 
@@ -47,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     from lwsl_ds.common.entry import exit_code_of
     from lwsl_ds.ranking.phase import plan_rank, run_rank
 
-    overrides = [*args.sets, *args.overrides]
+    from lwsl_ds.config.cli_args import overrides_of
+
+    overrides = overrides_of(args)
     return exit_code_of(lambda: run_rank(plan_rank(args.checkpoint, args.config, overrides, args.out),
                                          device=args.device, progress=not args.no_progress, title=args.title))
 

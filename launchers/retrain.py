@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's lwsl_ds, not the venv's
 
-from lwsl_ds.config.cli_args import add_override_args, overrides_of  # noqa: E402
+from lwsl_ds.config.cli_args import add_override_args, launcher_parser, overrides_of  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments (``--local_rank`` is accepted for the deepspeed launcher and ignored)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = launcher_parser(__doc__)
     p.add_argument("--config", help="experiment YAML with a retrain: section, on top of the config the --arch "
                                     "was searched with (default: that config alone)")
     p.add_argument("--ds_config", "--deepspeed_config", dest="ds_config", required=True,
@@ -42,7 +42,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="'auto': continue from the run directory's latest checkpoint, start fresh when there is "
                         "none; or a checkpoint folder (<run dir>/checkpoints/step_<N>)")
     g.add_argument("--restart", action="store_true", help="delete the run directory's checkpoints and start over")
-    p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 

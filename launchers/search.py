@@ -26,16 +26,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's lwsl_ds, not the venv's
 
-from lwsl_ds.config.cli_args import add_override_args, overrides_of  # noqa: E402
+from lwsl_ds.config.cli_args import add_override_args, add_supernet_args, launcher_parser, overrides_of  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments (``--local_rank`` is accepted for the deepspeed launcher and ignored)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", default=None, help="experiment YAML on top of the run's recorded config (default: "
-                                                  "the run's own; its space/objective must agree with the run)")
-    p.add_argument("--checkpoint", default=None, help="folder of the trained super-net (or its supernet.pt); "
-                                                      "default: <run_root>/<name>/supernet of --config")
+    p = launcher_parser(__doc__)
+    add_supernet_args(p, "search section; its space/objective must agree with the run")
     add_override_args(p)
     p.add_argument("--out", default=None, help="output folder (overrides search.out_dir)")
     p.add_argument("--restart", action="store_true", help="ignore a saved search state and start over")
@@ -43,7 +40,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--dist-timeout", type=float, default=1800.0,
                    help="seconds a rank waits in a collective (above the longest generation's scoring share)")
-    p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 

@@ -35,17 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line: --ds_config, --config, overrides (--set a.b=c or trailing a.b=c), --resume, --backend."""
-    from lwsl_ds.config.cli_args import add_override_args
+    from lwsl_ds.config.cli_args import add_train_args, launcher_parser
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--ds_config", required=True, help="DeepSpeed JSON (batch size, optimizer, ZeRO, precision)")
-    p.add_argument("--config", required=True, help="experiment YAML (space, data, train)")
-    add_override_args(p)
-    p.add_argument("--run_dir", default=None, help="super-net folder (default: <run_root>/<name>/supernet)")
-    p.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
-    p.add_argument("--backend", choices=["deepspeed", "reference"], default="deepspeed",
-                   help="reference: plain torch optimizers (the oracle; for tests and benchmarks)")
-    p.add_argument("--local_rank", type=int, default=None, help="set by the deepspeed launcher")
+    p = launcher_parser(__doc__)
+    add_train_args(p)
     return p.parse_args(argv)
 
 

@@ -23,18 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line: --ds_config, --config, overrides, --parallel k=v, --resume, --backend, --local_rank."""
-    from lwsl_ds.config.cli_args import add_override_args
+    from lwsl_ds.config.cli_args import add_train_args, launcher_parser
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--ds_config", required=True, help="DeepSpeed JSON (batch size per rank, optimizer, ZeRO)")
-    p.add_argument("--config", required=True, help="experiment YAML (space, data, train)")
-    add_override_args(p)
+    p = launcher_parser(__doc__)
+    add_train_args(p)
     p.add_argument("--parallel", action="append", default=[], metavar="KEY=VALUE",
                    help="layer-parallel setting, e.g. --parallel replica_lag=0 (repeatable)")
-    p.add_argument("--run_dir", default=None, help="super-net folder (default: <run_root>/<name>/supernet)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
-    p.add_argument("--backend", choices=["deepspeed", "reference"], default="deepspeed")
-    p.add_argument("--local_rank", type=int, default=None, help="set by the deepspeed launcher")
     return p.parse_args(argv)
 
 

@@ -27,10 +27,10 @@ def resolve_groups(cfg: Any, space: Any) -> list[list[int]]:
         return [[i] for i in range(n)]
     if spec == "auto":
         from ..strategies.groups import layer_costs, partition_balanced
-        from ..objectives import get_objective
+        from ..objectives import objective_of
         from ..space import SuperNet
 
-        net = SuperNet(space, get_objective(cfg.train.objective, space.num_classes, proj_dim=cfg.train.proj_dim))
+        net = SuperNet(space, objective_of(cfg.train, space.num_classes))  # the decoders training builds
         return partition_balanced(layer_costs(net, cfg.train.auto_cost), min(cfg.train.auto_groups, n))
     return [list(g) for g in spec]
 

@@ -7,12 +7,13 @@ Strategies stay objective-agnostic: for ``infonce`` the batch holds both views s
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Objective", "CrossEntropy", "InfoNCE", "Decoder", "get_objective", "OBJECTIVES"]
+__all__ = ["Objective", "CrossEntropy", "InfoNCE", "Decoder", "get_objective", "objective_of", "OBJECTIVES"]
 
 
 class Decoder(nn.Module):
@@ -109,3 +110,10 @@ def get_objective(name: str, num_classes: int, *, proj_dim: int = 128, temperatu
                 "label_smoothing": label_smoothing}
     own = {f.name for f in fields(cls)} - {"name", "views"}  # ce: classes, smoothing; infonce: projection
     return cls(**{k: v for k, v in settings.items() if k in own})
+
+
+def objective_of(train: Any, num_classes: int) -> Objective:
+    """The objective an experiment's ``train`` section describes (objective, proj_dim, temperature, mlp_decoder,
+    label_smoothing): training, search and the memory report build the same decoders from it."""
+    return get_objective(train.objective, num_classes, proj_dim=train.proj_dim, temperature=train.temperature,
+                         mlp=train.mlp_decoder, label_smoothing=train.label_smoothing)

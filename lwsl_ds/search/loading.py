@@ -27,7 +27,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from ..config.schema import ConfigError
-from ..objectives import get_objective
+from ..objectives import objective_of
 from ..space.spec import load_space
 from ..space.supernet import SuperNet
 
@@ -42,10 +42,7 @@ SEARCH_CONFIG_FILE = "search_config.json"  # written by launchers/search.py besi
 def build_supernet(cfg: Any) -> SuperNet:
     """An untrained super-net of an experiment config (space section + train objective settings)."""
     space = load_space(cfg.space.name, cfg.space.resolution, cfg.space.num_classes)
-    t = cfg.train
-    objective = get_objective(t.objective, space.num_classes, proj_dim=t.proj_dim, temperature=t.temperature,
-                              mlp=t.mlp_decoder, label_smoothing=t.label_smoothing)
-    return SuperNet(space, objective)
+    return SuperNet(space, objective_of(cfg.train, space.num_classes))
 
 
 def _space_of(cfg: Any) -> tuple:

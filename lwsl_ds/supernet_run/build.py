@@ -129,7 +129,7 @@ def build_run(cfg: Any, ds: dict[str, Any], *, data_rank: int, data_ranks: int, 
     from ..common.seeding import seed_everything
     from ..config.ds_config import micro_batch_size
     from ..config.recorded import resolve_num_classes
-    from ..objectives import get_objective
+    from ..objectives import objective_of
     from ..space import SuperNet, load_space
     from ..strategies import get_strategy
 
@@ -142,8 +142,7 @@ def build_run(cfg: Any, ds: dict[str, Any], *, data_rank: int, data_ranks: int, 
     facts = _loader_facts(loader, t) if loader is not None else None
     facts = share(facts) if share is not None else facts
     space = resolve_num_classes(space, cfg, facts["num_classes"])  # the data's class count unless the config sets one
-    objective = get_objective(t.objective, space.num_classes, proj_dim=t.proj_dim, temperature=t.temperature,
-                              mlp=t.mlp_decoder, label_smoothing=t.label_smoothing)
+    objective = objective_of(t, space.num_classes)
     seed = run_seed(cfg)
     seed_everything(seed)  # identical initial weights on every rank
     net = SuperNet(space, objective).to(device())
