@@ -298,7 +298,7 @@ def run_searches(name: str, run: Path, budget: Budget, limits: dict[str, float],
             if not (out / "best_arch.yaml").is_file():
                 cmd = [sys.executable, str(REPO / "launchers" / "search.py"), "--config", str(run / "config.yaml"),
                        "--checkpoint", str(run), "--out", str(out), "--no-progress",
-                       "--set", f"search.max_flops={limit!r}", "--set", f"search.estimator={est}",
+                       "--set", f"search.max_macs={limit!r}", "--set", f"search.estimator={est}",
                        "--set", f"search.score_table={run / 'tables' / (est + '.json')}",
                        "--set", f"search.population={pop}", "--set", f"search.generations={gens}",
                        "--set", f"search.parents={max(2, pop // 4)}", "--set", f"search.mutations={pop // 2}",
