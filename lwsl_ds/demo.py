@@ -78,7 +78,7 @@ def _phases(run: Path) -> list[Phase]:
         Phase("memory report (accounted, per strategy and per layer)",
               [py, str(REPO / "profiling/memory_report.py"), "--config", cfg, "--ds_config",
                str(REPO / "ds_configs/train_cpu.json"), "--out", str(run / "memory")]),
-        Phase("evolutionary search under a FLOPs limit",
+        Phase("evolutionary search under a MACs limit",
               [py, str(REPO / "launchers/search.py"), "--config", cfg, "--checkpoint", str(sup),
                "--out", str(run / "search")]),
         Phase("retraining the best arch from scratch (DeepSpeed)",

@@ -61,5 +61,6 @@ def describe_baseline(base: Optional[dict], best: dict, metric: str) -> str:
         return "largest arch under the limits: none known"
     which = "largest arch under the limits" if base["exact"] else "largest evaluated arch under the limits"
     same = " (the same arch: the super-net did not change the pick)" if base["arch"] == best["arch"] else ""
-    return (f"{which}: {base['arch']} {base['flops'] / 1e6:.2f}M {metric}, super-net score "
+    unit = {"flops": "MACs", "conv_linear": "conv+linear MACs"}.get(metric, metric)  # both counts are MACs
+    return (f"{which}: {base['arch']} {base['flops'] / 1e6:.2f}M {unit}, super-net score "
             f"{base['score']:.4f} (best {best['arch']}: {best['score']:.4f}){same}")
