@@ -44,13 +44,12 @@ def _is_collective_failure(e: BaseException) -> bool:
 
 def describe_error(e: BaseException) -> tuple[str, int] | None:
     """(one-line message, exit code) for an error the user can fix, None for a bug (keeps its traceback)."""
-    from .errors import ConfigError
-    from .errors import CheckpointError, DiskFullError
+    from .errors import CheckpointError, ConfigError, DataError, DiskFullError
 
     kind = type(e).__name__
     if kind == "NonFiniteLossError":
         return _one_line(str(e)), 3
-    if isinstance(e, (ConfigError, CheckpointError)) or kind == "DataError":
+    if isinstance(e, (ConfigError, CheckpointError, DataError)):
         return _one_line(str(e)), 2
     if isinstance(e, UnicodeDecodeError):
         return _one_line(f"a file is not UTF-8 text ({e})"), 2
@@ -80,13 +79,11 @@ def exit_code_of(run: Callable[[], int | None]) -> int:
     For a launcher's ``main(argv)``, which tests and benchmarks call in-process: they get 2, not an exception.
     Everything else propagates to :func:`run_main` (a collective failure must exit without clean-up there).
     """
-    from .errors import ConfigError
+    from .errors import ConfigError, DataError
 
     try:
         return run() or 0
-    except (ConfigError, RuntimeError) as e:
-        if not isinstance(e, ConfigError) and type(e).__name__ != "DataError":
-            raise
+    except (ConfigError, DataError) as e:
         print(f"error: {_one_line(str(e))}", file=sys.stderr, flush=True)
         return 2
 

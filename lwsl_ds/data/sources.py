@@ -15,23 +15,13 @@ from typing import Optional
 
 import numpy as np
 
+from ..common.errors import DataError  # re-exported: data code raises it from here
 from ..config.sections.data import DATA_DIR_ENV, DataConfig, default_root
 
 __all__ = ["DataError", "SampleIndex", "build_index", "resolve_root", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-class DataError(RuntimeError):
-    """The data on disk does not match what the config describes, or an image cannot be read."""
-
-    def one_line(self) -> str:
-        """The message on one line: a DataLoader worker re-raises it with the worker's traceback appended."""
-        text = str(self).strip()
-        if "Original Traceback" in text:  # "Caught DataError in DataLoader worker ...": keep the original line
-            text = text.splitlines()[-1].split("DataError: ", 1)[-1]
-        return text.splitlines()[0] if text else type(self).__name__
 
 
 @dataclass
