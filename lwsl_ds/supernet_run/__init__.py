@@ -14,9 +14,9 @@ Example (what ``launchers/train.py`` runs on every rank)::
     train_supernet(req, Preemption.install())
 """
 
-from .build import RunRequest, SuperNetRun, build_run, extend_schedule, open_run, run_seed, write_run_config
+from .build import RunRequest, SuperNetRun, build_run, extend_schedule, open_run, supernet_seed, write_run_config
 from .data_parallel import train_supernet
 from .finalize import save_supernet
 
-__all__ = ["RunRequest", "SuperNetRun", "build_run", "extend_schedule", "open_run", "run_seed",
+__all__ = ["RunRequest", "SuperNetRun", "build_run", "extend_schedule", "open_run", "supernet_seed",
            "write_run_config", "train_supernet", "save_supernet"]

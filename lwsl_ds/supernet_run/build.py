@@ -2,7 +2,7 @@
 
 Order matters for bit-identical runs: the loader is built first (it draws nothing from the global RNG),
 then the class count is resolved from the data, the objective built, the global RNG seeded with
-:func:`run_seed` and only then the super-net and the strategy are built. Every rank builds the same initial
+:func:`supernet_seed` and only then the super-net and the strategy are built. Every rank builds the same initial
 weights that way (the layer-parallel replicas rely on it: their version 0 is this initialisation).
 """
 
@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from ..common.logging import get_logger
 
-__all__ = ["RunRequest", "SuperNetRun", "run_seed", "open_run", "build_run", "write_run_config", "extend_schedule"]
+__all__ = ["RunRequest", "SuperNetRun", "supernet_seed", "open_run", "build_run", "write_run_config", "extend_schedule"]
 
 log = get_logger("lwsl_ds.supernet_run")
 
@@ -79,11 +79,12 @@ class SuperNetRun:
                                   groups=groups, micro_batches=micro_batches)
 
 
-def run_seed(cfg: Any) -> int:
-    """The one seed of super-net training: weights and the per-step sampling RNG (common.seeding.run_seed)."""
-    from ..common.seeding import run_seed as seed_rule
+def supernet_seed(cfg: Any) -> int:
+    """The one seed of super-net training (weights, per-step sampling RNG): ``common.seeding.run_seed`` of the
+    experiment's and the train section's seeds, the rule retraining uses too."""
+    from ..common.seeding import run_seed
 
-    return seed_rule(cfg.seed, cfg.train.seed)
+    return run_seed(cfg.seed, cfg.train.seed)
 
 
 def open_run(req: RunRequest, world_size: int) -> Path:
@@ -143,7 +144,7 @@ def build_run(cfg: Any, ds: dict[str, Any], *, data_rank: int, data_ranks: int, 
     facts = share(facts) if share is not None else facts
     space = resolve_num_classes(space, cfg, facts["num_classes"])  # the data's class count unless the config sets one
     objective = objective_of(t, space.num_classes)
-    seed = run_seed(cfg)
+    seed = supernet_seed(cfg)
     seed_everything(seed)  # identical initial weights on every rank
     net = SuperNet(space, objective).to(device())
     strategy = get_strategy(t.strategy, layer_input_init=t.layer_input_init)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lwsl_ds.supernet_run import RunRequest, build_run, run_seed, save_supernet
+from lwsl_ds.supernet_run import RunRequest, build_run, save_supernet, supernet_seed
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["space.resolution=16", "data.resolution=16", "data.max_per_class=8", "data.num_workers=0",
@@ -25,7 +25,7 @@ def _request(tmp_path: Path, *extra: str, **kw) -> RunRequest:
 
 def test_request_seed_and_fingerprint(tmp_path):
     req = _request(tmp_path, "seed=3", "train.seed=2", backend="reference")
-    assert run_seed(req.cfg) == 3002 and req.ds_where.endswith("train_cpu.json")
+    assert supernet_seed(req.cfg) == 3002 and req.ds_where.endswith("train_cpu.json")
     fp = req.fingerprint(2)
     assert fp["world_size"] == 2 and fp["backend"] == "reference" and fp["seed"] == 3
     assert "name=" in req.new_run_hint and req.cfg.name in req.new_run_hint
