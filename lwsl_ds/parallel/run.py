@@ -23,7 +23,8 @@ from typing import Any, Callable, Iterator, Optional
 import torch
 
 from ..config.schema import ConfigError
-from ..supernet_run import RunRequest, SuperNetRun
+from ..supernet_run import (RunRequest, SuperNetRun, build_run, extend_schedule, open_run, save_supernet,
+                            write_run_config)
 from .config import ParallelConfig
 from .topology import Topology
 
@@ -44,7 +45,6 @@ def run_layer_parallel(req: RunRequest, par: ParallelConfig, key: str = "train.p
     from ..common.logging import setup_logging
     from ..config.ds_config import validate_ds_config
     from ..strategies import get_strategy
-    from ..supernet_run import open_run
     from .factory import require_layerwise
 
     env = detect()
@@ -61,7 +61,6 @@ def run_layer_parallel(req: RunRequest, par: ParallelConfig, key: str = "train.p
 def train_layer_parallel(req: RunRequest, par: ParallelConfig, topo: Topology, run_dir: Path) -> Path:
     """Train the super-net of ``req`` layer-parallel on the launched ranks of ``topo``; returns the run directory."""
     from ..common.dist import init_distributed
-    from ..supernet_run import build_run, extend_schedule
     from .factory import build_layer_parallel_trainer
 
     env = init_distributed(timeout_s=par.timeout_s)
@@ -148,7 +147,6 @@ def _write_records(req: RunRequest, run: SuperNetRun, par: ParallelConfig, run_d
     import yaml
 
     from ..common.atomic import write_atomic, write_json_atomic
-    from ..supernet_run import write_run_config
 
     write_run_config(run_dir, req.cfg, run.recorded(groups), req.ds)
     write_atomic(run_dir / "parallel.yaml", yaml.safe_dump(dataclasses.asdict(par), sort_keys=False))
@@ -215,7 +213,6 @@ def _assemble(trainer: Any, run: SuperNetRun, run_dir: Path) -> None:
     from ..common.dist import barrier
     from ..common.seeding import seed_everything
     from ..space import SuperNet
-    from ..supernet_run import save_supernet
 
     parts, topo = run_dir / "parts", trainer.topo
     if topo.data_rank == 0:
