@@ -27,6 +27,10 @@ retrain.eval_every_epochs retrain.eval_batches retrain.export retrain.dist_timeo
 data.num_workers data.num_threads
 """.split())
 
+# Keys added after checkpoints were already being written, with their value before they existed: fingerprinted
+# only when set to something else, so a checkpoint from before the key still resumes.
+_ADDED_LATER = {"train.channels_last": False}
+
 _DS_KEYS = ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size", "fp16", "bf16",
             "torch_autocast", "zero_optimization.stage", "gradient_clipping", "optimizer", "scheduler")
 
@@ -55,7 +59,8 @@ def _ds_part(ds: Mapping[str, Any], world_size: int) -> dict[str, Any]:
 
 
 def _keep(flat: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in flat.items() if k not in MAY_CHANGE}
+    return {k: v for k, v in flat.items()
+            if k not in MAY_CHANGE and not (k in _ADDED_LATER and v == _ADDED_LATER[k])}
 
 
 def train_fingerprint(cfg: Any, ds: Mapping[str, Any], world_size: int, backend: str) -> dict[str, Any]:
@@ -99,6 +104,7 @@ def check_resume(saved: Mapping[str, Any] | None, now: Mapping[str, Any], where:
     """Raise ConfigError listing every key whose value differs between the checkpoint and this command."""
     if saved is None:
         return
+    saved, now = {**_ADDED_LATER, **saved}, {**_ADDED_LATER, **now}  # a key left out means its old default
     _none = object()
     diff = [k for k in sorted(set(saved) | set(now)) if k not in MAY_CHANGE and saved.get(k, _none) != now.get(k, _none)
             and not (k.startswith("ds_config.") and k not in saved and now.get(k) is None)]

@@ -79,8 +79,10 @@ class Trainer:
     def __init__(self, net: SuperNet | torch.nn.Module, strategy: Strategy, backend: UpdateBackend, loader: Any, *,
                  seed: int, total_steps: int, start_step: int = 0, hooks: Iterable[HookBase] = (),
                  tracker: Tracker = NULL_TRACKER, device: torch.device | str = "cpu", world_size: int = 1,
-                 train_seconds: float = 0.0, batches_per_step: int = 1) -> None:
+                 train_seconds: float = 0.0, batches_per_step: int = 1, channels_last: bool = False) -> None:
         self.net, self.strategy, self.backend, self.loader = net, strategy, backend, loader
+        # NHWC image batches for a net kept in channels_last (train.channels_last); contiguous otherwise
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.seed, self.total_steps, self.step = seed, total_steps, start_step
         self.hooks = list(hooks)
         self.tracker, self.device, self.world_size = tracker, torch.device(device), world_size
@@ -114,7 +116,10 @@ class Trainer:
     def _batch(self, images: Any, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(images, (list, tuple)):  # two views -> stacked [v1; v2] (2B rows), as objectives expect
             images = torch.cat(list(images), 0)
-        return images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True).long()
+        images = images.to(self.device, non_blocking=True)
+        if images.dim() == 4:
+            images = images.contiguous(memory_format=self.memory_format)
+        return images, labels.to(self.device, non_blocking=True).long()
 
     def _step_inputs(self) -> Iterator[tuple[Any, Any, int]]:
         """(images, labels, rows on this rank) of each step from the loader's position; lists when grouped."""

@@ -141,7 +141,8 @@ def _train(req: RunRequest, run: SuperNetRun, backend: Any, recorded: Any, run_d
                              t.keep_checkpoints),
               ProgressHook(t.progress and is_main())]  # a bar in a terminal, periodic lines when piped
     trainer = Trainer(run.net, run.strategy, backend, run.loader, seed=run.seed, total_steps=run.total,
-                      start_step=start, hooks=hooks, device=device(), world_size=ranks, train_seconds=train_seconds)
+                      start_step=start, hooks=hooks, device=device(), world_size=ranks, train_seconds=train_seconds,
+                      channels_last=t.channels_last)
     trainer.train()
     if trainer.stop_reason:
         log.info("stopped early at step %d/%d: %s", trainer.step, run.total, trainer.stop_reason)
