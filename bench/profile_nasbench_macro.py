@@ -7,9 +7,16 @@ Random weights and random 32 px images (costs do not depend on either). Three me
 * ``table``: the prefix-tree scorer (``lwsl_ds.ranking.table.PrefixScorer``) on the heaviest chunk (prefix
   22: 441 canonical archs), contiguous vs channels_last, 2 recal + 5 held-out batches of 100;
 * ``step``: one layer-wise training step (every choice of every layer forward + backward through its
-  decoder, batch 64), contiguous vs channels_last, interleaved A/B, 4 repeats each.
+  decoder, batch 64): contiguous, channels_last weights and input, channels_last input only (what
+  ``train.channels_last`` does), interleaved, 4 repeats each;
+* ``threads``: the same step with 1 vs 2 intra-op threads, interleaved (needs two idle cores to mean anything);
+* ``compile``: layer 0's choices (block + decoder + loss, forward + backward) eager vs ``torch.compile``d:
+  the compile cost and the steady-state time (compiling all 8 layers costs 8x the compile time printed);
+* ``loader``: seconds per training batch of 64 from the real CIFAR-10 JPEGs (torchvision backend, the
+  bench's augmentation, in the main process), against the step time: the most that overlapping loading
+  with compute (``data.num_workers`` > 0) could save. Needs ``$LWSL_DATA_DIR/cifar10-jpeg``.
 
-    .venv/bin/python bench/profile_nasbench_macro.py evaluator table step
+    .venv/bin/python bench/profile_nasbench_macro.py evaluator table step threads compile loader
 
 On a shared machine the numbers move with the load: run A/B variants interleaved (``step`` does) and quote
 the load average (printed).
@@ -82,39 +89,126 @@ def table() -> None:
         print(f"table: channels_last={cl}: {n[0]} archs in {dt:.0f} s, {dt / n[0]:.3f} s/arch", flush=True)
 
 
+def _layerwise_step(net, x, y) -> None:
+    """One layer-wise step: the stem's and every choice's local loss, forward + backward (no optimizer)."""
+    import torch.nn.functional as F
+
+    h = net.stem(x)
+    F.cross_entropy(net.decoder_of(-1)(h), y).backward()
+    h, rng = h.detach(), random.Random(0)
+    for i in range(net.num_layers):
+        outs = []
+        for k in net.space.layers[i].choices:
+            o = net.choice(i, k)(h)
+            F.cross_entropy(net.decoder_of(i)(o), y).backward()
+            outs.append(o)
+        h = outs[rng.randrange(len(outs))].detach()
+
+
+def _interleaved(variants: dict, repeats: int = 4) -> dict:
+    """Seconds of each variant (a callable), run A/B/A/B so that load changes hit every variant alike."""
+    for f in variants.values():
+        f()  # warm-up: first-touch allocations
+    t: dict = {k: [] for k in variants}
+    for _ in range(repeats):
+        for k, f in variants.items():
+            s = time.perf_counter()
+            f()
+            t[k].append(time.perf_counter() - s)
+    return t
+
+
+def _median(v: list[float]) -> float:
+    """The middle value (upper middle for an even count)."""
+    return sorted(v)[len(v) // 2]
+
+
 def step() -> None:
-    """One layer-wise step (all choices, batch 64), contiguous vs channels_last, interleaved."""
+    """One layer-wise step (all choices, batch 64): contiguous, channels_last weights + input, input only."""
+    import torch
+
+    nets = {"contiguous": _net(False).train(), "nhwc": _net(True).train(), "nhwc_input": _net(False).train()}
+    x0, y = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
+    xn = x0.contiguous(memory_format=torch.channels_last)
+    xs = {"contiguous": x0, "nhwc": xn, "nhwc_input": xn}
+    t = _interleaved({k: (lambda k=k: _layerwise_step(nets[k], xs[k], y)) for k in nets})
+    base = _median(t["contiguous"])
+    print("step: " + "; ".join(f"{k} {[round(v, 2) for v in t[k]]} s ({base / _median(t[k]):.2f}x)" for k in t)
+          + " (channels_last weights + input: nhwc; input only, as train.channels_last does: nhwc_input)",
+          flush=True)
+
+
+def threads() -> None:
+    """The layer-wise step at 1 vs 2 intra-op threads, interleaved (batch 64, contiguous)."""
+    import torch
+
+    net = _net(False).train()
+    x, y = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
+
+    def at(n: int):
+        def run() -> None:
+            torch.set_num_threads(n)
+            _layerwise_step(net, x, y)
+        return run
+
+    t = _interleaved({1: at(1), 2: at(2)})
+    torch.set_num_threads(1)
+    print(f"threads: 1 thread {[round(v, 2) for v in t[1]]} s, 2 threads {[round(v, 2) for v in t[2]]} s; "
+          f"median speed-up {_median(t[1]) / _median(t[2]):.2f}x", flush=True)
+
+
+def compiled() -> None:
+    """Layer 0's choices (block + decoder + CE, fwd + bwd) eager vs torch.compile: compile cost and steady state."""
     import torch
     import torch.nn.functional as F
 
-    nets = {False: _net(False).train(), True: _net(True).train()}
-    space = nets[False].space
-    x0, y = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
+    net = _net(False).train()
+    x, y = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
+    h = net.stem(x).detach()
+    pairs = [(net.choice(0, k), net.decoder_of(0)) for k in net.space.layers[0].choices]
 
-    def one(net, cl: bool) -> None:
-        x = x0.contiguous(memory_format=torch.channels_last) if cl else x0
-        h = net.stem(x)
-        F.cross_entropy(net.decoder_of(-1)(h), y).backward()
-        h, rng = h.detach(), random.Random(0)
-        for i in range(net.num_layers):
-            outs = []
-            for k in space.layers[i].choices:
-                o = net.choice(i, k)(h)
-                F.cross_entropy(net.decoder_of(i)(o), y).backward()
-                outs.append(o)
-            h = outs[rng.randrange(len(outs))].detach()
+    def local(block, dec, h, y):
+        return F.cross_entropy(dec(block(h)), y)
 
-    for cl in (False, True):
-        one(nets[cl], cl)
-    t: dict[bool, list[float]] = {False: [], True: []}
-    for _ in range(4):
-        for cl in (False, True):
-            s = time.perf_counter()
-            one(nets[cl], cl)
-            t[cl].append(time.perf_counter() - s)
-    med = {cl: sorted(v)[len(v) // 2] for cl, v in t.items()}
-    print(f"step: contiguous {[round(v, 2) for v in t[False]]} s, channels_last {[round(v, 2) for v in t[True]]} s; "
-          f"median ratio {med[False] / med[True]:.2f}x", flush=True)
+    fns = [torch.compile(local) for _ in pairs]  # one graph per choice, as training would need
+
+    def eager() -> None:
+        for block, dec in pairs:
+            local(block, dec, h, y).backward()
+
+    def comp() -> None:
+        for f, (block, dec) in zip(fns, pairs):
+            f(block, dec, h, y).backward()
+
+    s = time.perf_counter()
+    comp()  # compiles forward and backward of every choice
+    cost = time.perf_counter() - s
+    t = _interleaved({"eager": eager, "compiled": comp})
+    print(f"compile: layer 0, {len(pairs)} choices: compiling took {cost:.0f} s; eager "
+          f"{[round(v, 3) for v in t['eager']]} s, compiled {[round(v, 3) for v in t['compiled']]} s; "
+          f"median speed-up {_median(t['eager']) / _median(t['compiled']):.2f}x", flush=True)
+
+
+def loader() -> None:
+    """Seconds per training batch of 64 from the real CIFAR-10 JPEGs (main process) against one step."""
+    import torch
+
+    from lwsl_ds.config.sections.data import DataConfig
+    from lwsl_ds.data.loader import build_loader
+
+    cfg = DataConfig(source="cifar10", resolution=32, backend="torchvision", num_workers=0, max_per_class=500)
+    it = iter(build_loader(cfg, "train", batch_size=64, augment="train"))
+    next(it)  # opens the packed file
+    s, n = time.perf_counter(), 20
+    for _ in range(n):
+        next(it)
+    per_batch = (time.perf_counter() - s) / n
+    net = _net(False).train()
+    x, y = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
+    step_s = _median(_interleaved({"step": lambda: _layerwise_step(net, x, y)}, repeats=3)["step"])
+    print(f"loader: {per_batch:.3f} s per batch of 64 (decode + pad-crop + flip, main process) against a "
+          f"{step_s:.2f} s step: loading is {100 * per_batch / (per_batch + step_s):.1f}% of a step, the most "
+          "that overlapping it could save", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     names = argv if argv is not None else sys.argv[1:]
-    known = {"evaluator": evaluator, "table": table, "step": step}
+    known = {"evaluator": evaluator, "table": table, "step": step, "threads": threads, "compile": compiled,
+             "loader": loader}
     bad = [n for n in names if n not in known]
     if bad or not names:
         print(f"error: choose from {sorted(known)}, got {names}", file=sys.stderr)
