@@ -29,7 +29,7 @@ data.num_workers data.num_threads
 
 # Keys added after checkpoints were already being written, with their value before they existed: fingerprinted
 # only when set to something else, so a checkpoint from before the key still resumes.
-_ADDED_LATER = {"train.channels_last": False}
+_ADDED_LATER = {"train.channels_last": False, "retrain.channels_last": False}
 
 _DS_KEYS = ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size", "fp16", "bf16",
             "torch_autocast", "zero_optimization.stage", "gradient_clipping", "optimizer", "scheduler")

@@ -192,7 +192,7 @@ def run(job: RetrainJob, preemption: Preemption | None = None) -> dict[str, Any]
     torch.manual_seed(rank_seed(seed, rank))  # dropout differs per rank, reproducibly
     start = _resume(job, found, parts, rank) if found is not None else 0
     evaluator = Evaluator(parts.engine, parts.eval_model, parts.ema, rc.eval_with_ema, val_loader, dist.device(),
-                          rc.eval_batches)
+                          rc.eval_batches, channels_last=rc.channels_last)
     log = RunLog(job.run_dir, rank == 0)
     if rank == 0:
         job.run_dir.mkdir(parents=True, exist_ok=True)
@@ -203,7 +203,8 @@ def run(job: RetrainJob, preemption: Preemption | None = None) -> dict[str, Any]
     preempt = PreemptionHook(preemption) if preemption is not None else None
     trainer = Trainer(parts.engine, RetrainStep(rc.label_smoothing), parts.engine, train_loader, seed=seed,
                       total_steps=s.stop_at, start_step=start, device=dist.device(), world_size=world,
-                      hooks=_hooks(job, parts, ds_cfg, meta, log, evaluator, preempt, rank), batches_per_step=gas)
+                      hooks=_hooks(job, parts, ds_cfg, meta, log, evaluator, preempt, rank), batches_per_step=gas,
+                      channels_last=rc.channels_last)
     trainer.train()
     if preempt is not None and preempt.stopped(trainer):  # its checkpoint is on disk (RetrainCheckpointHook)
         log({"event": "preempted", "step": trainer.step})

@@ -53,6 +53,9 @@ class RetrainConfig:
     log_every_steps: int = spec(50, ge=1, help="training log interval in steps")
     dist_timeout_s: float = spec(600.0, gt=0, help="a collective that waits longer fails the job "
                                                    "(dead-rank bound); above the slowest checkpoint write")
+    channels_last: bool = spec(False, help="feed image batches (training and evaluation) in channels_last (NHWC) "
+                                           "memory format; weights stay contiguous. Faster convolutions on CPU "
+                                           "(see train.channels_last); float rounding differs from the default")
     export: bool = spec(True, help="export the final sub-net (weights, arch.yaml, torch.export program)")
 
     def validate(self) -> None:
