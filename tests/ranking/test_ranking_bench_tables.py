@@ -37,3 +37,25 @@ def test_tables_average_over_seeds():
     assert cells[8] == "2.00"               # FLOPs baseline k5 (91.0): the same for every unit
     band = next(line for line in md.splitlines() if line.startswith("| non_greedy | 2 | top1 |"))
     assert "±" in band
+
+
+def test_unit_rows_list_every_seed(tmp_path, monkeypatch):
+    spec_u = importlib.util.spec_from_file_location("rank_units", REPO / "bench" / "ranking_nasbench_macro_units.py")
+    units = importlib.util.module_from_spec(spec_u)
+    spec_u.loader.exec_module(units)
+    import json
+
+    root = tmp_path / "docs" / "bench" / "ranking_nasbench_macro" / "cpu"
+    for name, scores in (("greedy", {k: TRUTH[k] for k in KEYS}), ("non_greedy_s1", {k: -FLOPS[k] for k in KEYS})):
+        (root / name).mkdir(parents=True)
+        (root / name / "unit.json").write_text(json.dumps(_unit(scores)))
+    (root / "spos").mkdir()
+    (root / "spos" / "unit.json").write_text(json.dumps({"ranking": {}}))  # no score tables yet: not finished
+    monkeypatch.setattr(units, "REPO", tmp_path)
+    lines = []
+    monkeypatch.setattr("builtins.print", lambda *a, **k: lines.extend(" ".join(map(str, a)).splitlines()))
+    assert units.main(["--budget", "cpu"]) == 0
+    rows = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
+    assert [r.split("|")[1].strip() for r in rows] == ["non_greedy_s1"] * 3 + ["greedy"] * 3  # strategy order
+    top1 = [c.strip() for c in rows[0].split("|")]
+    assert top1[2] == "top1" and top1[4] == "0.00" and top1[5] == "3.00" and top1[7] == "2.00"
