@@ -28,6 +28,7 @@ import os
 import random
 import sys
 import time
+from statistics import median_high
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,11 +119,6 @@ def _interleaved(variants: dict, repeats: int = 4) -> dict:
     return t
 
 
-def _median(v: list[float]) -> float:
-    """The middle value (upper middle for an even count)."""
-    return sorted(v)[len(v) // 2]
-
-
 def step() -> None:
     """One layer-wise step (all choices, batch 64): contiguous, channels_last weights + input, input only."""
     import torch
@@ -132,8 +128,8 @@ def step() -> None:
     xn = x0.contiguous(memory_format=torch.channels_last)
     xs = {"contiguous": x0, "nhwc": xn, "nhwc_input": xn}
     t = _interleaved({k: (lambda k=k: _layerwise_step(nets[k], xs[k], y)) for k in nets})
-    base = _median(t["contiguous"])
-    print("step: " + "; ".join(f"{k} {[round(v, 2) for v in t[k]]} s ({base / _median(t[k]):.2f}x)" for k in t)
+    base = median_high(t["contiguous"])
+    print("step: " + "; ".join(f"{k} {[round(v, 2) for v in t[k]]} s ({base / median_high(t[k]):.2f}x)" for k in t)
           + " (channels_last weights + input: nhwc; input only, as train.channels_last does: nhwc_input)",
           flush=True)
 
@@ -154,7 +150,7 @@ def threads() -> None:
     t = _interleaved({1: at(1), 2: at(2)})
     torch.set_num_threads(1)
     print(f"threads: 1 thread {[round(v, 2) for v in t[1]]} s, 2 threads {[round(v, 2) for v in t[2]]} s; "
-          f"median speed-up {_median(t[1]) / _median(t[2]):.2f}x", flush=True)
+          f"median speed-up {median_high(t[1]) / median_high(t[2]):.2f}x", flush=True)
 
 
 def compiled() -> None:
@@ -186,7 +182,7 @@ def compiled() -> None:
     t = _interleaved({"eager": eager, "compiled": comp})
     print(f"compile: layer 0, {len(pairs)} choices: compiling took {cost:.0f} s; eager "
           f"{[round(v, 3) for v in t['eager']]} s, compiled {[round(v, 3) for v in t['compiled']]} s; "
-          f"median speed-up {_median(t['eager']) / _median(t['compiled']):.2f}x", flush=True)
+          f"median speed-up {median_high(t['eager']) / median_high(t['compiled']):.2f}x", flush=True)
 
 
 def loader() -> None:
@@ -205,7 +201,7 @@ def loader() -> None:
     per_batch = (time.perf_counter() - s) / n
     net = _net(False).train()
     x, y = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
-    step_s = _median(_interleaved({"step": lambda: _layerwise_step(net, x, y)}, repeats=3)["step"])
+    step_s = median_high(_interleaved({"step": lambda: _layerwise_step(net, x, y)}, repeats=3)["step"])
     print(f"loader: {per_batch:.3f} s per batch of 64 (decode + pad-crop + flip, main process) against a "
           f"{step_s:.2f} s step: loading is {100 * per_batch / (per_batch + step_s):.1f}% of a step, the most "
           "that overlapping it could save", flush=True)

@@ -27,10 +27,11 @@ def rows(unit: str, doc: dict) -> list[str]:
         bt = e["band_tau"]["supernet"]["kendall_tau"]
         reg = e["regret"]
         lims = sorted(reg)  # p25, p50, p75
-        search = " / ".join(f"{reg[lim]['search']['regret']:.2f}" for lim in lims)
-        table = " / ".join(f"{reg[lim]['table']['regret']:.2f}" for lim in lims)
-        rand = " / ".join(f"{reg[lim]['random_search']['mean']:.2f}" for lim in lims)
-        flops = " / ".join(f"{reg[lim]['flops_baseline']['regret']:.2f}" for lim in lims)
+        def at_limits(value) -> str:  # "a / b / c" over the limits, 2 decimals
+            return " / ".join(f"{value(reg[lim]):.2f}" for lim in lims)
+
+        search, table = at_limits(lambda r: r["search"]["regret"]), at_limits(lambda r: r["table"]["regret"])
+        rand, flops = at_limits(lambda r: r["random_search"]["mean"]), at_limits(lambda r: r["flops_baseline"]["regret"])
         out.append(f"| {unit} | {est} | {bt['value']:.3f} [{bt['lo']:.3f}, {bt['hi']:.3f}] | {search} | {table} | "
                    f"{rand} | {flops} |")
     return out

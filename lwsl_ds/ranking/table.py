@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ..common.atomic import write_json_atomic
+from ..common.memory_format import memory_format
 
 __all__ = ["PrefixScorer", "score_table", "load_table", "save_table"]
 
@@ -71,7 +72,7 @@ class PrefixScorer:
         self.net, self.space = supernet, supernet.space
         # channels_last: depthwise convs run ~2x faster on CPU (measured, docs/benchmarks.md); scores may then
         # differ from the Evaluator's in the last float bits (an argmax tie can flip), not in distribution.
-        self.fmt = fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.fmt = fmt = memory_format(channels_last)
         self.recal = [x.contiguous(memory_format=fmt) for x in recal]
         self.val = [x.contiguous(memory_format=fmt) for x, _ in val]
         self.labels = [y.reshape(-1).long() for _, y in val]

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ..common.dist import is_multi_rank
+from ..common.memory_format import batch_to, memory_format
 from .ema import ModelEma
 
 __all__ = ["evaluate", "Evaluator"]
@@ -15,7 +16,7 @@ __all__ = ["evaluate", "Evaluator"]
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader, device, max_batches: int | None,
-             memory_format: torch.memory_format = torch.contiguous_format) -> dict[str, float]:
+             fmt: torch.memory_format = torch.contiguous_format) -> dict[str, float]:
     """Top-1 and CE loss over this rank's shard of the val split, summed over ranks."""
     import torch.distributed as td
 
@@ -26,7 +27,7 @@ def evaluate(model: torch.nn.Module, loader, device, max_batches: int | None,
     for i, (x, y) in enumerate(loader):
         if max_batches is not None and i >= max_batches:
             break
-        x, y = x.to(device).contiguous(memory_format=memory_format), y.to(device).long()
+        x, y = batch_to(x, device, fmt), y.to(device).long()
         logits = model(x).float()
         stats += torch.tensor([(logits.argmax(1) == y).sum().item(), y.numel(),
                                F.cross_entropy(logits, y, reduction="sum").item()], dtype=torch.float64)
@@ -47,7 +48,7 @@ class Evaluator:
     def __init__(self, engine: Any, eval_model: torch.nn.Module, ema: ModelEma | None, use_ema: bool, loader: Any,
                  device: Any, max_batches: int | None, channels_last: bool = False) -> None:
         self.engine, self.eval_model, self.ema = engine, eval_model, ema
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = memory_format(channels_last)
         self.use_ema = use_ema and ema is not None
         self.loader, self.device, self.max_batches = loader, device, max_batches
 

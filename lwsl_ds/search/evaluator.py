@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..common.memory_format import batch_to, memory_format
 from ..objectives import Objective
 from ..space.arch import Arch, parse_arch
 from ..space.subnet import SubNet, materialize
@@ -190,7 +191,7 @@ class Evaluator:
         self.max_cached_bytes = max_cached_bytes
         # channels_last (opt-in): NHWC sub-nets and images; depthwise convs run ~2x faster on CPU, scores equal
         # up to float rounding (an argmax tie may flip). Default off: scores stay bit-identical to before.
-        self.fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.fmt = memory_format(channels_last)
         self.cache: dict[str, float] = {}
         self._train = _Batches(train_loader, max(recal_batches, self.bank_batches), max_cached_bytes, "train")
         self._val_source = _Batches(val_loader, val_batches, max_cached_bytes, "val")
@@ -227,7 +228,7 @@ class Evaluator:
         for images, labels in self._val_source:
             if labels is None:
                 raise ValueError("val loader batches carry no labels: top-1 needs (images, labels)")
-            yield (images.to(self.device, non_blocking=True).contiguous(memory_format=self.fmt),
+            yield (batch_to(images, self.device, self.fmt),
                    labels.to(self.device, non_blocking=True))
 
     def _top1(self, net: nn.Module) -> float:
@@ -244,7 +245,7 @@ class Evaluator:
         for images, labels in itertools.islice(self._train_batches(), self.bank_batches):
             if labels is None:
                 raise ValueError("train loader batches carry no labels: the kNN bank needs (images, labels)")
-            feats.append(net.features(images.to(self.device).contiguous(memory_format=self.fmt)))
+            feats.append(net.features(batch_to(images, self.device, self.fmt)))
             labs.append(labels.to(self.device))
         qf, ql = [], []
         for images, labels in self._val():

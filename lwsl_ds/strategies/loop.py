@@ -15,6 +15,7 @@ from typing import Any, Iterable, Iterator
 
 import torch
 
+from ..common.memory_format import batch_to, memory_format
 from ..space import SuperNet
 from .base import NULL_TRACKER, Strategy, Tracker, UpdateBackend, step_rng
 
@@ -81,8 +82,7 @@ class Trainer:
                  tracker: Tracker = NULL_TRACKER, device: torch.device | str = "cpu", world_size: int = 1,
                  train_seconds: float = 0.0, batches_per_step: int = 1, channels_last: bool = False) -> None:
         self.net, self.strategy, self.backend, self.loader = net, strategy, backend, loader
-        # NHWC image batches for a net kept in channels_last (train.channels_last); contiguous otherwise
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = memory_format(channels_last)  # NHWC image batches (train.channels_last)
         self.seed, self.total_steps, self.step = seed, total_steps, start_step
         self.hooks = list(hooks)
         self.tracker, self.device, self.world_size = tracker, torch.device(device), world_size
@@ -116,10 +116,7 @@ class Trainer:
     def _batch(self, images: Any, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(images, (list, tuple)):  # two views -> stacked [v1; v2] (2B rows), as objectives expect
             images = torch.cat(list(images), 0)
-        images = images.to(self.device, non_blocking=True)
-        if images.dim() == 4:
-            images = images.contiguous(memory_format=self.memory_format)
-        return images, labels.to(self.device, non_blocking=True).long()
+        return batch_to(images, self.device, self.memory_format), labels.to(self.device, non_blocking=True).long()
 
     def _step_inputs(self) -> Iterator[tuple[Any, Any, int]]:
         """(images, labels, rows on this rank) of each step from the loader's position; lists when grouped."""

@@ -1,5 +1,5 @@
 """retrain.channels_last: NHWC batches through the real DeepSpeed retraining engine give the default format's
-first loss up to float rounding, the same evaluation of the initial weights, and contiguous exported weights."""
+first loss up to float rounding, and the checkpointed weights stay contiguous."""
 
 from __future__ import annotations
 
