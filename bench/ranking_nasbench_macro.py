@@ -425,6 +425,18 @@ def table(state: dict, budget_name: str, budget: Budget, command: str, units: di
             lines.append(f"| {n} | {k['value']:.3f} [{k['lo']:.3f}, {k['hi']:.3f}] | {sp['value']:.3f} | {bt_txt} | "
                          f"{fl['value']:.3f} [{fl['lo']:.3f}, {fl['hi']:.3f}] | {r['shift_off_diagonal']:.3f} | "
                          f"{r['train_s']:.0f} | {100 * last:.1f} % |")
+    lines += ["", "The same 50 archs per strategy, mean ± std over seeds:", "",
+              "| strategy | seeds | Kendall tau | Spearman rho | band tau (50 archs) | final mean top-1 |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for s, names in units.items():
+        done = [state[n] for n in names if "ranking" in state.get(n, {})]
+        if not done:
+            continue
+        bt = [r["band_tau"]["supernet"]["kendall_tau"]["value"] for r in done if r.get("band_tau")]
+        top = [100 * r["fig1"][-1]["mean_top1"] for r in done if r.get("fig1")]
+        lines.append(f"| {s} | {len(done)} | {_ms([r['ranking']['kendall_tau']['value'] for r in done])} | "
+                     f"{_ms([r['ranking']['spearman_rho']['value'] for r in done])} | {_ms(bt)} | "
+                     f"{_ms(top, tau=False)} % |")
     lines += ["", f"Band tau over all 3969 canonical archs ({budget.bands} equal-count FLOPs bands; mean ± std over "
               "seeds; [95% CI] of a single seed's stratified bootstrap when one seed):", "",
               "| strategy | seeds | estimator | band tau | band rho | FLOPs-floor band tau |", "| --- | --- | --- | --- | --- | --- |"]

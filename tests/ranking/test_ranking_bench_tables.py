@@ -59,3 +59,20 @@ def test_unit_rows_list_every_seed(tmp_path, monkeypatch):
     assert [r.split("|")[1].strip() for r in rows] == ["non_greedy_s1"] * 3 + ["greedy"] * 3  # strategy order
     top1 = [c.strip() for c in rows[0].split("|")]
     assert top1[2] == "top1" and top1[4] == "0.00" and top1[5] == "3.00" and top1[7] == "2.00"
+
+
+def test_fifty_arch_metrics_average_over_seeds():
+    def ranked(tau: float, rho: float, band: float, top1: float) -> dict:
+        ci = {"lo": 0.0, "hi": 1.0}
+        return {"ranking": {"kendall_tau": {"value": tau, **ci}, "spearman_rho": {"value": rho, **ci}},
+                "band_tau": {"supernet": {"kendall_tau": {"value": band, **ci}}}, "fig1": [{"mean_top1": top1}],
+                "floors": {"flops": {"kendall_tau": {"value": 0.4, **ci}}}, "shift_off_diagonal": 0.3, "train_s": 1}
+
+    state = {"greedy": ranked(0.2, 0.3, 0.1, 0.40), "greedy_s1": ranked(0.4, 0.5, 0.3, 0.42), "spos": {}}
+    md = bench.table(state, "smoke", bench.BUDGETS["smoke"], "cmd", {"greedy": ["greedy", "greedy_s1"],
+                                                                     "spos": ["spos"]})
+    row = next(line for line in md.splitlines() if line.startswith("| greedy | 2 |"))
+    cells = [c.strip() for c in row.split("|")]
+    # mean ± sample std of (0.2, 0.4) = 0.300 ± 0.141; top-1 in %: 41.00 ± 1.41
+    assert cells[3:7] == ["0.300 ± 0.141", "0.400 ± 0.141", "0.200 ± 0.141", "41.00 ± 1.41 %"]
+    assert not any(line.startswith("| spos | ") for line in md.splitlines())  # no unit ranked yet: no row
