@@ -24,7 +24,7 @@ Re-running the same command resumes: finished trainings, evaluated checkpoints, 
 are reused, and units whose compact results are in ``--committed`` (default
 ``docs/bench/ranking_nasbench_macro/<budget>/<unit>/``, committed to git) are not run again. Results go to
 ``--out`` (default ``runs/bench/ranking_nasbench_macro_<budget>``): ``results.json``, ``results.md``,
-``fig1_accuracy_vs_time.png`` and per unit ``<unit>/rank/`` (scatter, shift heatmap), ``<unit>/tables/``,
+``fig1_accuracy_vs_time.png`` (and ``_vs_steps.png``: time depends on machine load) and per unit ``<unit>/rank/`` (scatter, shift heatmap), ``<unit>/tables/``,
 ``<unit>/search/``. One thread (the bench and the launchers it starts): the machine is shared.
 CIFAR-10 here is the lossy-JPEG copy: compare ranks, not absolute accuracies.
 """
@@ -490,12 +490,19 @@ def write_summary(state: dict, out: Path, committed: Path, budget_name: str, bud
 
     curves = {k: [(pt["train_s"], 100 * pt["mean_top1"]) for pt in state[k]["fig1"] if pt["train_s"] is not None]
               for k in STRATEGIES if k in state and state[k].get("fig1")}
+    # the same points against steps: the time axis depends on how loaded the machine was during each run
+    # (units trained in different sessions), the step axis does not
+    by_step = {k: [(pt["step"], 100 * pt["mean_top1"]) for pt in state[k]["fig1"]]
+               for k in STRATEGIES if k in state and state[k].get("fig1")}
+    title = (f"NAS-Bench-Macro super-nets, budget {budget_name}: mean top-1 of {budget.fig1_archs} fixed "
+             "sub-nets (BN recalibrated)")
     if curves:
-        curves_png(out / "fig1_accuracy_vs_time.png", curves,
-                   title=f"NAS-Bench-Macro super-nets, budget {budget_name}: mean top-1 of "
-                         f"{budget.fig1_archs} fixed sub-nets (BN recalibrated)")
         committed.mkdir(parents=True, exist_ok=True)
-        shutil.copy(out / "fig1_accuracy_vs_time.png", committed / "fig1_accuracy_vs_time.png")
+        curves_png(out / "fig1_accuracy_vs_time.png", curves, title=title)
+        curves_png(out / "fig1_accuracy_vs_steps.png", by_step, xlabel=f"training steps (batch {budget.batch})",
+                   title=title)
+        for name in ("fig1_accuracy_vs_time.png", "fig1_accuracy_vs_steps.png"):
+            shutil.copy(out / name, committed / name)
     md = table(state, budget_name, budget, command, units)
     (out / "results.md").write_text(md + "\n")
     if committed.is_dir():

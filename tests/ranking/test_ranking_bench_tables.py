@@ -76,3 +76,15 @@ def test_fifty_arch_metrics_average_over_seeds():
     # mean ± sample std of (0.2, 0.4) = 0.300 ± 0.141; top-1 in %: 41.00 ± 1.41
     assert cells[3:7] == ["0.300 ± 0.141", "0.400 ± 0.141", "0.200 ± 0.141", "41.00 ± 1.41 %"]
     assert not any(line.startswith("| spos | ") for line in md.splitlines())  # no unit ranked yet: no row
+
+
+def test_summary_writes_fig1_against_time_and_steps(tmp_path):
+    pts = [{"step": 39, "train_s": 100.0, "mean_top1": 0.2}, {"step": 78, "train_s": 250.0, "mean_top1": 0.3}]
+    state = {"spos": {"fig1": pts}, "greedy": {"fig1": [{**p, "train_s": None} for p in pts]}}
+    out, committed = tmp_path / "run", tmp_path / "docs"
+    out.mkdir()
+    bench.write_summary(state, out, committed, "smoke", bench.BUDGETS["smoke"], "cmd", {"spos": ["spos"]})
+    # greedy has no step times (older run): it is left out of the time plot but not of the step plot
+    for name in ("fig1_accuracy_vs_time.png", "fig1_accuracy_vs_steps.png", "results.md"):
+        assert (committed / name).stat().st_size > 0
+        assert (committed / name).read_bytes() == (out / name).read_bytes()
