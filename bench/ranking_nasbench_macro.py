@@ -24,8 +24,8 @@ Re-running the same command resumes: finished trainings, evaluated checkpoints, 
 are reused, and units whose compact results are in ``--committed`` (default
 ``docs/bench/ranking_nasbench_macro/<budget>/<unit>/``, committed to git) are not run again. Results go to
 ``--out`` (default ``runs/bench/ranking_nasbench_macro_<budget>``): ``results.json``, ``results.md``,
-``fig1_accuracy_vs_time.png`` (and ``_vs_steps.png``: time depends on machine load) and per unit ``<unit>/rank/`` (scatter, shift heatmap), ``<unit>/tables/``,
-``<unit>/search/``. One thread (the bench and the launchers it starts): the machine is shared.
+``fig1_accuracy_vs_time.png`` (and ``_vs_steps.png``: time depends on machine load) and per unit
+``<unit>/rank/`` (scatter, shift heatmap), ``<unit>/tables/``, ``<unit>/search/``. One thread (the bench and the launchers it starts): the machine is shared.
 CIFAR-10 here is the lossy-JPEG copy: compare ranks, not absolute accuracies.
 """
 
