@@ -488,12 +488,12 @@ def write_summary(state: dict, out: Path, committed: Path, budget_name: str, bud
 
     from lwsl_ds.ranking.plots import curves_png
 
-    curves = {k: [(pt["train_s"], 100 * pt["mean_top1"]) for pt in state[k]["fig1"] if pt["train_s"] is not None]
-              for k in STRATEGIES if k in state and state[k].get("fig1")}
+    fig1 = {k: state[k]["fig1"] for k in STRATEGIES if state.get(k, {}).get("fig1")}
+    curves = {k: [(pt["train_s"], 100 * pt["mean_top1"]) for pt in pts if pt["train_s"] is not None]
+              for k, pts in fig1.items()}
     # the same points against steps: the time axis depends on how loaded the machine was during each run
     # (units trained in different sessions), the step axis does not
-    by_step = {k: [(pt["step"], 100 * pt["mean_top1"]) for pt in state[k]["fig1"]]
-               for k in STRATEGIES if k in state and state[k].get("fig1")}
+    by_step = {k: [(pt["step"], 100 * pt["mean_top1"]) for pt in pts] for k, pts in fig1.items()}
     title = (f"NAS-Bench-Macro super-nets, budget {budget_name}: mean top-1 of {budget.fig1_archs} fixed "
              "sub-nets (BN recalibrated)")
     if curves:
